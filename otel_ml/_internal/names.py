@@ -1,0 +1,74 @@
+"""Every metric name, unit and attribute key otel_ml emits, in one place.
+
+GenAI names follow the OpenTelemetry GenAI semantic conventions. Classic inference has no
+semconv yet, so otel_ml uses a small ``ml.*`` namespace built the same way. Prometheus sees
+these through the collector's translation: dots become underscores, the unit becomes a suffix
+(``s`` -> ``_seconds``, ``1`` -> ``_ratio``, ``{...}`` units are dropped) and counters gain
+``_total``; the PromQL names are listed beside each metric so rules and dashboards can be
+checked against this file.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# --- attributes on every otel_ml signal -------------------------------------------------
+MODEL_NAME: Final = "ml.model.name"
+MODEL_VERSION: Final = "ml.model.version"
+# A/B tests and canaries: which variant of the deployment served the request.
+MODEL_VARIANT: Final = "ml.model.variant"
+MODEL_TASK: Final = "ml.model.task"  # classification | regression | generation | ...
+ERROR_TYPE: Final = "error.type"
+
+# --- classic inference ----------------------------------------------------------------
+INFERENCE_DURATION: Final = "ml.inference.duration"  # s; ml_inference_duration_seconds
+INFERENCE_BATCH_SIZE: Final = "ml.inference.batch.size"  # {row}; ml_inference_batch_size
+PREDICTION_CONFIDENCE: Final = "ml.prediction.confidence"  # 1; ml_prediction_confidence_ratio
+PREDICTIONS: Final = "ml.predictions"  # {prediction}; ml_predictions_total
+PREDICTION_CLASS: Final = "ml.prediction.class"
+
+# --- GenAI (semantic conventions) -------------------------------------------------------
+GENAI_REQUEST_DURATION: Final = "gen_ai.server.request.duration"  # s
+GENAI_TTFT: Final = "gen_ai.server.time_to_first_token"  # s
+GENAI_TPOT: Final = "gen_ai.server.time_per_output_token"  # s
+GENAI_TOKEN_USAGE: Final = "gen_ai.client.token.usage"  # {token}
+GENAI_OPERATION_NAME: Final = "gen_ai.operation.name"
+GENAI_REQUEST_MODEL: Final = "gen_ai.request.model"
+GENAI_RESPONSE_MODEL: Final = "gen_ai.response.model"
+GENAI_PROVIDER_NAME: Final = "gen_ai.provider.name"
+GENAI_TOKEN_TYPE: Final = "gen_ai.token.type"  # input | output
+
+# --- drift and data quality -------------------------------------------------------------
+DRIFT_SCORE: Final = "ml.drift.score"  # 1, gauge; ml_drift_score_ratio
+DRIFT_P_VALUE: Final = "ml.drift.p_value"  # 1, gauge; ml_drift_p_value_ratio
+DRIFT_STATUS: Final = "ml.drift.status"  # gauge: 0 ok, 1 warning, 2 drift, -1 insufficient data
+FEATURE_BIN_COUNT: Final = "ml.feature.bin.count"  # {value}, counter; ml_feature_bin_count_total
+FEATURE_REFERENCE_PROPORTION: Final = "ml.feature.reference.proportion"  # 1, gauge
+FEATURE_VALUES: Final = "ml.feature.values"  # {value}, counter; ml_feature_values_total
+DATA_QUALITY_ISSUES: Final = "ml.data_quality.issues"  # {value}, counter
+FEATURE_NAME: Final = "ml.feature.name"
+FEATURE_BIN: Final = "ml.feature.bin"
+DRIFT_METHOD: Final = "ml.drift.method"  # psi | jensen_shannon | wasserstein | ks | chi2
+DATA_QUALITY_ISSUE: Final = "ml.data_quality.issue"
+# missing | nan | inf | unseen_category | out_of_range | type_mismatch
+
+# --- delayed ground truth ---------------------------------------------------------------
+OUTCOMES: Final = "ml.outcomes"  # {outcome}, counter (predicted x actual); ml_outcomes_total
+OUTCOME_CLASS: Final = "ml.outcome.class"
+OUTCOMES_UNMATCHED: Final = "ml.outcomes.unmatched"  # {outcome}, counter, attr REASON
+QUALITY_SCORE: Final = "ml.quality.score"  # 1, gauge, attr QUALITY_METRIC
+QUALITY_METRIC: Final = "ml.quality.metric"  # accuracy | precision | recall | f1 | roc_auc | mae | ...
+REGRESSION_ERROR: Final = "ml.outcome.error"  # histogram of |predicted - actual|, unit of the target
+
+# --- GPU (hw.gpu semantic conventions) ---------------------------------------------------
+GPU_UTILIZATION: Final = "hw.gpu.utilization"  # 1 (0..1)
+GPU_MEMORY_USAGE: Final = "hw.gpu.memory.usage"  # By
+GPU_MEMORY_LIMIT: Final = "hw.gpu.memory.limit"  # By
+
+# --- self-telemetry ---------------------------------------------------------------------
+DROPPED: Final = "otel_ml.dropped"  # {item}, counter; otel_ml_dropped_total
+REASON: Final = "otel_ml.reason"
+SIGNAL: Final = "otel_ml.signal"
+
+# Label value that absorbs everything past a cardinality cap.
+OVERFLOW_VALUE: Final = "other"

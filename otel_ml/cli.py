@@ -1,0 +1,54 @@
+"""The ``otel-ml`` command line.
+
+Subcommands::
+
+    otel-ml stack up|down|status     the local collector + Prometheus + Alertmanager + Jaeger + Loki
+    otel-ml bench overhead [--json]  per-inference CPU overhead against naive OTel instrumentation
+    otel-ml bench drift [--json]     drift throughput, latency, memory and a comparison with Evidently
+    otel-ml profile DATA -o OUT      build a reference profile (JSON) from CSV or Parquet training data
+
+Each subcommand lives beside the code it drives and registers itself here through a
+``register(subparsers)`` function, so this module only wires them together.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from otel_ml._internal.errors import CLIError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from otel_ml._internal.bench import drift as bench_drift
+    from otel_ml._internal.bench import overhead as bench_overhead
+    from otel_ml._internal.drift import cli as profile_cli
+    from otel_ml._internal.stack import cli as stack_cli
+
+    parser = argparse.ArgumentParser(prog="otel-ml", description=__doc__.splitlines()[0] if __doc__ else None)
+    sub = parser.add_subparsers(dest="command", required=True)
+    stack_cli.register(sub)
+    bench = sub.add_parser("bench", help="benchmarks that print figures and ratios against a baseline")
+    bench_sub = bench.add_subparsers(dest="bench", required=True)
+    bench_overhead.register(bench_sub)
+    bench_drift.register(bench_sub)
+    profile_cli.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler = args.handler
+    try:
+        return int(handler(args))
+    except KeyboardInterrupt:
+        return 130
+    except CLIError as exc:
+        print(f"otel-ml: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
