@@ -41,7 +41,7 @@ def dropped(reason: str, signal: str = "metrics", n: int = 1, detail: object = N
                 reason,
                 f": {detail!r}" if detail is not None else "",
             )
-        except Exception:  # noqa: BLE001 - logging itself must not break inference
+        except Exception:
             pass
 
 
@@ -53,7 +53,7 @@ def log_once(key: str, message: str, *args: object, level: int = logging.WARNING
         _logged.add(key)
     try:
         _logger.log(level, message, *args)
-    except Exception:  # noqa: BLE001
+    except Exception:
         pass
 
 

@@ -1,0 +1,158 @@
+"""``otel-ml bench overhead``: per-inference CPU cost of otel_ml against naive OTel instrumentation.
+
+All variants run in one process against the same SDK providers (a ``BatchSpanProcessor`` into an
+exporter that discards, a ``MeterProvider`` with a reader), so only the instrumentation differs:
+
+* ``bare``: the model function alone;
+* ``naive_otel``: what a tutorial does - ``start_as_current_span`` plus three ``histogram.record``
+  calls (duration, confidence, batch size), each with the same three attributes;
+* ``otel_ml_sampled``: ``monitor.inference()`` recording duration, batch size, confidence and the
+  predicted class, with a sampled span and an exemplar;
+* ``otel_ml_unsampled``: the same inside a request whose trace was not sampled upstream
+  (parent-based sampling, the production default).
+
+CPU time is ``time.process_time_ns`` (all threads, so the span processor's work counts), the
+median of several rounds; overheads subtract the bare call.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
+
+
+class _DiscardingExporter(SpanExporter):
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        return SpanExportResult.SUCCESS
+
+
+def _model(x: float) -> float:
+    return x * 0.5 + 0.1
+
+
+def _time_per_call(fn: Callable[[], Any], calls: int, rounds: int) -> float:
+    samples = []
+    for _ in range(rounds):
+        gc.collect()
+        start = time.process_time_ns()
+        for _ in range(calls):
+            fn()
+        samples.append((time.process_time_ns() - start) / calls)
+    return statistics.median(samples)
+
+
+def measure(calls: int = 20_000, rounds: int = 7) -> dict[str, Any]:
+    from otel_ml._internal.monitor import ModelMonitor
+
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(BatchSpanProcessor(_DiscardingExporter(), max_queue_size=calls * 2))
+    reader = InMemoryMetricReader()
+    meter_provider = MeterProvider(metric_readers=[reader])
+
+    tracer = tracer_provider.get_tracer("naive")
+    meter = meter_provider.get_meter("naive")
+    h_duration = meter.create_histogram("naive.duration", unit="s")
+    h_confidence = meter.create_histogram("naive.confidence", unit="1")
+    h_batch = meter.create_histogram("naive.batch", unit="{row}")
+    attrs = {"ml.model.name": "bench", "ml.model.version": "1", "ml.prediction.class": "a"}
+
+    monitor = ModelMonitor("bench", version="1", tracer_provider=tracer_provider, meter_provider=meter_provider)
+
+    def bare() -> None:
+        _model(1.0)
+
+    def naive() -> None:
+        with tracer.start_as_current_span("predict", attributes=attrs):
+            t0 = time.perf_counter()
+            y = _model(1.0)
+            h_duration.record(time.perf_counter() - t0, attrs)
+            h_confidence.record(y, attrs)
+            h_batch.record(1, attrs)
+
+    def otel_ml_call() -> None:
+        with monitor.inference(batch_size=1) as inf:
+            y = _model(1.0)
+            inf.record(predictions="a", confidence=y)
+
+    unsampled_parent = trace.set_span_in_context(NonRecordingSpan(SpanContext(
+        trace_id=0x1234, span_id=0x5678, is_remote=True, trace_flags=TraceFlags(TraceFlags.DEFAULT))))
+
+    # Warm up every path once (lazy imports, first-series creation).
+    for fn in (bare, naive, otel_ml_call):
+        _time_per_call(fn, 500, 1)
+
+    bare_ns = _time_per_call(bare, calls, rounds)
+    naive_ns = _time_per_call(naive, calls, rounds)
+    sampled_ns = _time_per_call(otel_ml_call, calls, rounds)
+    token = otel_context.attach(unsampled_parent)
+    try:
+        _time_per_call(otel_ml_call, 500, 1)
+        unsampled_ns = _time_per_call(otel_ml_call, calls, rounds)
+    finally:
+        otel_context.detach(token)
+
+    tracer_provider.shutdown()
+    meter_provider.shutdown()
+    naive_over = naive_ns - bare_ns
+    sampled_over = sampled_ns - bare_ns
+    unsampled_over = unsampled_ns - bare_ns
+    return {
+        "calls_per_round": calls,
+        "rounds": rounds,
+        "bare_ns": round(bare_ns, 1),
+        "naive_otel_ns": round(naive_over, 1),
+        "otel_ml_sampled_ns": round(sampled_over, 1),
+        "otel_ml_unsampled_ns": round(unsampled_over, 1),
+        "sampled_vs_naive": round(sampled_over / naive_over, 3),
+        "unsampled_vs_naive": round(unsampled_over / naive_over, 3),
+        "target_sampled_vs_naive_max": 0.5,
+        "target_unsampled_ns_max": 10_000,
+    }
+
+
+def run(args: argparse.Namespace) -> int:
+    result = measure(calls=args.calls, rounds=args.rounds)
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    us = 1e-3
+    print("otel-ml bench overhead (CPU per call, median of "
+          f"{result['rounds']} rounds x {result['calls_per_round']} calls; overheads exclude the bare call)")
+    print(f"  bare model call                     {result['bare_ns'] * us:8.2f} us")
+    print(f"  naive OTel (span + 3 histograms)    {result['naive_otel_ns'] * us:8.2f} us   1.00x")
+    print(f"  otel_ml, all signals, sampled       {result['otel_ml_sampled_ns'] * us:8.2f} us   "
+          f"{result['sampled_vs_naive']:.2f}x  (target <= 0.50x)")
+    print(f"  otel_ml, all signals, not sampled   {result['otel_ml_unsampled_ns'] * us:8.2f} us   "
+          f"{result['unsampled_vs_naive']:.2f}x  (target <= 10 us)")
+    return 0
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser("overhead", help="per-inference CPU overhead against naive OTel instrumentation")
+    parser.add_argument("--json", action="store_true", help="print one JSON line")
+    parser.add_argument("--calls", type=_positive, default=20_000, help="calls per round (default 20000)")
+    parser.add_argument("--rounds", type=_positive, default=7, help="rounds; the median is reported (default 7)")
+    parser.set_defaults(handler=run)
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value

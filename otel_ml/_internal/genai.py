@@ -1,0 +1,251 @@
+"""LLM generations: GenAI semantic-convention metrics and spans, exact for streaming.
+
+One :class:`Generation` records
+
+* ``gen_ai.server.request.duration`` - request start to last token (or error),
+* ``gen_ai.server.time_to_first_token`` - request start to the *real arrival* of the first
+  token: the moment the wrapped iterator produced it, before the caller consumed it,
+* ``gen_ai.server.time_per_output_token`` - (last token - first token) / (output tokens - 1),
+* ``gen_ai.client.token.usage`` - input and output tokens (``gen_ai.token.type``),
+
+with ``gen_ai.operation.name``, ``gen_ai.request.model``, ``gen_ai.provider.name``, ``error.type``
+and the model's ``ml.model.*`` attributes, using the semantic conventions' advisory buckets.
+TTFT and TPOT are recorded for successful responses only, as the conventions specify.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from otel_ml._internal import instruments, names, selftelemetry
+from otel_ml._internal.logs import CURRENT_MODEL
+
+if TYPE_CHECKING:
+    from otel_ml._internal.monitor import ModelMonitor
+
+_MAX_SERIES_KEYS = 256
+
+
+class Generation:
+    """One generation in progress. Use as a context manager, or through ``monitor.wrap_stream``.
+
+    Args:
+        operation: ``gen_ai.operation.name`` (``chat``, ``text_completion``, ``generate_content``...).
+        request_model: ``gen_ai.request.model``; defaults to the monitor's model name.
+        provider: ``gen_ai.provider.name`` (e.g. ``vllm``, ``openai``); omitted when None.
+        input_tokens: prompt tokens, if known up front.
+    """
+
+    def __init__(
+        self,
+        monitor: ModelMonitor,
+        *,
+        operation: str = "chat",
+        request_model: str | None = None,
+        provider: str | None = None,
+        input_tokens: int | None = None,
+        response_model: str | None = None,
+        attach_context: bool = True,
+    ) -> None:
+        if not isinstance(operation, str) or not operation:
+            raise ValueError("operation must be a non-empty str")
+        self._monitor = monitor
+        attrs: dict[str, Any] = dict(monitor.attributes)
+        attrs[names.GENAI_OPERATION_NAME] = operation
+        attrs[names.GENAI_REQUEST_MODEL] = str(request_model or monitor.name)[:128]
+        if provider:
+            attrs[names.GENAI_PROVIDER_NAME] = str(provider)[:64]
+        self._attrs = attrs
+        self._response_model = response_model
+        self.input_tokens: int | None = _tokens(input_tokens)
+        self.output_tokens = 0
+        self._usage_output: int | None = None
+        self._t0 = time.perf_counter_ns()
+        self._first: int | None = None
+        self._last: int | None = None
+        self._span: Any = None
+        self._token: Any = None
+        self._model_token: Any = None
+        self._attach = attach_context
+        self._done = False
+
+    # -- lifecycle
+    def __enter__(self) -> Generation:
+        self.start()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
+        self.end(exc)
+
+    def start(self) -> None:
+        try:
+            m = self._monitor
+            tracer = m._resolve_tracer()
+            parent = trace.get_current_span().get_span_context()
+            if not (m._skip_unsampled_children and parent.is_valid and not parent.trace_flags.sampled):
+                name = f"{self._attrs[names.GENAI_OPERATION_NAME]} {self._attrs[names.GENAI_REQUEST_MODEL]}"
+                span_attrs = {**self._attrs, names.MODEL_TASK: m.task}
+                self._span = tracer.start_span(name, kind=SpanKind.INTERNAL, attributes=span_attrs,
+                                               record_exception=False, set_status_on_exception=False)
+                if self._attach:
+                    self._token = otel_context.attach(trace.set_span_in_context(self._span))
+            if self._attach:
+                self._model_token = CURRENT_MODEL.set(m._span_attributes)
+        except Exception as exc:
+            selftelemetry.dropped("span_start_error", "traces", detail=exc)
+        self._t0 = time.perf_counter_ns()
+
+    def token(self, n: int = 1) -> None:
+        """Mark ``n`` output tokens as produced now; the first call fixes time-to-first-token."""
+        now = time.perf_counter_ns()
+        if self._first is None:
+            self._first = now
+        self._last = now
+        if type(n) is int and n >= 0:
+            self.output_tokens += n
+        else:
+            selftelemetry.dropped("invalid_token_count", "metrics", detail=n)
+
+    def first_token(self) -> None:
+        """Mark the first token's arrival without counting a token (for servers that count later)."""
+        if self._first is None:
+            self._first = time.perf_counter_ns()
+
+    def set_usage(self, *, input_tokens: int | None = None, output_tokens: int | None = None,
+                  response_model: str | None = None) -> None:
+        """Exact token counts from the server's usage report (override counted tokens)."""
+        if input_tokens is not None:
+            self.input_tokens = _tokens(input_tokens)
+        if output_tokens is not None:
+            self._usage_output = _tokens(output_tokens)
+        if response_model:
+            self._response_model = response_model
+
+    def end(self, exc: BaseException | None = None) -> None:
+        if self._done:
+            return
+        self._done = True
+        try:
+            self._record(exc)
+        except Exception as err:
+            selftelemetry.dropped("internal_error", "metrics", detail=err)
+        try:
+            if self._model_token is not None:
+                CURRENT_MODEL.reset(self._model_token)
+            if self._token is not None:
+                otel_context.detach(self._token)
+        except Exception as err:
+            selftelemetry.dropped("context_error", "traces", detail=err)
+
+    # -- recording
+    def _record(self, exc: BaseException | None) -> None:
+        end = time.perf_counter_ns()
+        duration = (end - self._t0) * 1e-9
+        output = self._usage_output if self._usage_output is not None else self.output_tokens
+        error_type = None
+        from otel_ml._internal.monitor import _error_type, set_trusted_attributes
+
+        if exc is not None:
+            error_type = _error_type(type(exc))
+        trace_id = span_id = 0
+        span = self._span
+        if span is not None:
+            ctx = span.get_span_context()
+            if ctx.trace_flags & 1:
+                trace_id, span_id = ctx.trace_id, ctx.span_id
+            if span.is_recording():
+                end_attrs: dict[str, Any] = {"gen_ai.usage.output_tokens": output}
+                if self.input_tokens is not None:
+                    end_attrs["gen_ai.usage.input_tokens"] = self.input_tokens
+                if self._response_model:
+                    end_attrs[names.GENAI_RESPONSE_MODEL] = str(self._response_model)[:128]
+                if error_type is not None:
+                    end_attrs[names.ERROR_TYPE] = error_type
+                    span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
+                    span.record_exception(exc)
+                set_trusted_attributes(span, end_attrs)
+            span.end()
+
+        m = self._monitor
+        source = m.metric_source
+        base = self._attrs
+        with source.lock:
+            dur_attrs = base if error_type is None else {**base, names.ERROR_TYPE: error_type}
+            source.series(instruments.GENAI_DURATION, dur_attrs).record(duration, trace_id, span_id)
+            if error_type is None and self._first is not None:
+                ttft = (self._first - self._t0) * 1e-9
+                source.series(instruments.GENAI_TTFT, base).record(ttft, trace_id, span_id)
+                if output > 1 and self._last is not None and self._last > self._first:
+                    tpot = (self._last - self._first) * 1e-9 / (output - 1)
+                    source.series(instruments.GENAI_TPOT, base).record(tpot, trace_id, span_id)
+            if self.input_tokens is not None:
+                source.series(instruments.GENAI_TOKENS, {**base, names.GENAI_TOKEN_TYPE: "input"}).record(
+                    self.input_tokens)
+            source.series(instruments.GENAI_TOKENS, {**base, names.GENAI_TOKEN_TYPE: "output"}).record(output)
+
+    # -- stream wrappers
+    def wrap(self, stream: Iterable[Any], tokens_of: Callable[[Any], int] | None = None) -> Iterator[Any]:
+        """Yield from ``stream``; each item is ``tokens_of(item)`` tokens (default 1)."""
+        try:
+            for item in stream:
+                self.token(_count(tokens_of, item))
+                yield item
+        except BaseException as exc:
+            if not isinstance(exc, GeneratorExit):
+                self.end(exc)
+                raise
+            self.end(None)
+            raise
+        self.end(None)
+
+    async def wrap_async(self, stream: AsyncIterable[Any],
+                         tokens_of: Callable[[Any], int] | None = None) -> AsyncIterator[Any]:
+        """Async form of :meth:`wrap`."""
+        try:
+            async for item in stream:
+                self.token(_count(tokens_of, item))
+                yield item
+        except BaseException as exc:
+            if not isinstance(exc, GeneratorExit):
+                self.end(exc)
+                raise
+            self.end(None)
+            raise
+        self.end(None)
+
+
+def wrap_stream(monitor: ModelMonitor, stream: Any, tokens_of: Callable[[Any], int] | None = None,
+                **kwargs: Any) -> Any:
+    # The span must not become "current" across yields: the consumer of a generator runs in
+    # its own context, and attaching there would leak our span into unrelated code.
+    gen = Generation(monitor, attach_context=False, **kwargs)
+    gen.start()
+    if hasattr(stream, "__aiter__"):
+        return gen.wrap_async(stream, tokens_of)
+    return gen.wrap(stream, tokens_of)
+
+
+def _count(tokens_of: Callable[[Any], int] | None, item: Any) -> int:
+    if tokens_of is None:
+        return 1
+    try:
+        n = tokens_of(item)
+    except Exception as exc:
+        selftelemetry.dropped("invalid_token_count", "metrics", detail=exc)
+        return 1
+    return n if type(n) is int and n >= 0 else 1
+
+
+def _tokens(value: Any) -> int | None:
+    if value is None:
+        return None
+    if type(value) is int and value >= 0:
+        return value
+    selftelemetry.dropped("invalid_token_count", "metrics", detail=value)
+    return None

@@ -1,0 +1,52 @@
+"""The pre-aggregated instruments of one model: names, units, descriptions and buckets."""
+
+from __future__ import annotations
+
+from otel_ml._internal import names
+from otel_ml._internal.producer import InstrumentSpec
+
+# Inference latency: 1 ms .. 30 s, dense where online models live (5-500 ms).
+DURATION_BUCKETS = (
+    0.001, 0.0025, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 10.0, 30.0,
+)
+# Confidence is a probability: 0.05 steps, finer near 1 where confident models concentrate.
+CONFIDENCE_BUCKETS = (
+    0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9,
+    0.925, 0.95, 0.975, 0.99, 1.0,
+)
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096)
+
+# Advisory bucket boundaries from the GenAI semantic conventions.
+GENAI_DURATION_BUCKETS = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92)
+GENAI_TTFT_BUCKETS = (
+    0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+)
+GENAI_TPOT_BUCKETS = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5)
+GENAI_TOKEN_BUCKETS = (
+    1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864,
+)
+
+
+def inference_duration(buckets: tuple[float, ...] = DURATION_BUCKETS) -> InstrumentSpec:
+    return InstrumentSpec(names.INFERENCE_DURATION, "s", "Duration of one model inference call.",
+                          "histogram", buckets)
+
+
+BATCH_SIZE = InstrumentSpec(names.INFERENCE_BATCH_SIZE, "{row}", "Rows scored per inference call.",
+                            "histogram", BATCH_BUCKETS)
+CONFIDENCE = InstrumentSpec(names.PREDICTION_CONFIDENCE, "1",
+                            "Confidence (top-class probability or score) of each prediction.",
+                            "histogram", CONFIDENCE_BUCKETS)
+PREDICTIONS = InstrumentSpec(names.PREDICTIONS, "{prediction}", "Predictions made, by predicted class.",
+                             "counter")
+
+GENAI_DURATION = InstrumentSpec(names.GENAI_REQUEST_DURATION, "s",
+                                "Generative AI server request duration such as time-to-last byte or last "
+                                "output token.", "histogram", GENAI_DURATION_BUCKETS)
+GENAI_TTFT = InstrumentSpec(names.GENAI_TTFT, "s", "Time to generate first token for successful responses.",
+                            "histogram", GENAI_TTFT_BUCKETS)
+GENAI_TPOT = InstrumentSpec(names.GENAI_TPOT, "s",
+                            "Time per output token generated after the first token for successful responses.",
+                            "histogram", GENAI_TPOT_BUCKETS)
+GENAI_TOKENS = InstrumentSpec(names.GENAI_TOKEN_USAGE, "{token}", "Number of input and output tokens used.",
+                              "histogram", GENAI_TOKEN_BUCKETS)

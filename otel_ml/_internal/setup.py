@@ -1,0 +1,244 @@
+"""``configure()``: tracer, meter and logger providers with OTLP export, or the ones already there.
+
+The standard ``OTEL_*`` variables apply as they do for the OpenTelemetry SDK itself:
+``OTEL_EXPORTER_OTLP_ENDPOINT`` / ``_HEADERS`` / ``_PROTOCOL`` (and their per-signal forms),
+``OTEL_SERVICE_NAME``, ``OTEL_RESOURCE_ATTRIBUTES``, ``OTEL_TRACES_SAMPLER`` / ``_ARG``,
+``OTEL_METRIC_EXPORT_INTERVAL``. Arguments given to :func:`configure` win over the environment.
+
+When a provider of a signal is already installed (``opentelemetry-instrument``, the user's own
+setup) it is reused, never replaced: otel_ml then only adds what it needs on top (its metric
+producer, its logging handler).
+
+``service.instance.id`` comes from the SDK's resource detector: a UUID per process, renewed in
+pre-forked workers (gunicorn, uvicorn ``--workers``) after the fork.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from opentelemetry import metrics, trace
+from opentelemetry._logs import get_logger_provider, set_logger_provider
+from opentelemetry.sdk._logs import LoggerProvider
+from opentelemetry.sdk._logs.export import BatchLogRecordProcessor, ConsoleLogRecordExporter, LogRecordExporter
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import ConsoleMetricExporter, MetricReader, PeriodicExportingMetricReader
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
+from opentelemetry.sdk.trace.sampling import Sampler
+
+from otel_ml._internal.logs import OTelLogHandler
+from otel_ml._internal.producer import producer_for
+
+_PROTOCOLS = ("grpc", "http/protobuf")
+_lock = threading.Lock()
+
+
+@dataclass
+class Telemetry:
+    """What :func:`configure` set up (or found): the three providers and whether otel_ml made them."""
+
+    tracer_provider: trace.TracerProvider
+    meter_provider: metrics.MeterProvider
+    logger_provider: Any
+    created: dict[str, bool] = field(default_factory=dict)
+    log_handler: logging.Handler | None = None
+
+    def shutdown(self) -> None:
+        """Flush and stop the providers otel_ml created (not ones it found)."""
+        if self.log_handler is not None:
+            logging.getLogger().removeHandler(self.log_handler)
+        for key, provider in (("traces", self.tracer_provider), ("metrics", self.meter_provider),
+                              ("logs", self.logger_provider)):
+            if self.created.get(key):
+                shutdown = getattr(provider, "shutdown", None)
+                if shutdown is not None:
+                    shutdown()
+
+    def force_flush(self, timeout_millis: int = 10_000) -> None:
+        for provider in (self.tracer_provider, self.meter_provider, self.logger_provider):
+            flush = getattr(provider, "force_flush", None)
+            if flush is not None:
+                flush(timeout_millis)
+
+
+def configure(
+    *,
+    service_name: str | None = None,
+    service_version: str | None = None,
+    deployment_environment: str | None = None,
+    endpoint: str | None = None,
+    protocol: str | None = None,
+    headers: Mapping[str, str] | None = None,
+    resource_attributes: Mapping[str, Any] | None = None,
+    sampler: Sampler | None = None,
+    export_interval_ms: int | None = None,
+    console: bool = False,
+    logging_handler: bool = True,
+    log_level: int = logging.INFO,
+    metric_readers: Sequence[MetricReader] = (),
+    span_exporters: Sequence[SpanExporter] = (),
+    log_exporters: Sequence[LogRecordExporter] = (),
+    set_global: bool = True,
+) -> Telemetry:
+    """Set up OpenTelemetry for a model service; safe to call more than once.
+
+    Args:
+        service_name, service_version, deployment_environment: resource attributes
+            ``service.name``, ``service.version``, ``deployment.environment.name``.
+        endpoint: OTLP endpoint (default from ``OTEL_EXPORTER_OTLP_ENDPOINT``, else the SDK's
+            ``localhost:4317`` for gRPC / ``localhost:4318`` for HTTP).
+        protocol: ``grpc`` (default) or ``http/protobuf`` (default from ``OTEL_EXPORTER_OTLP_PROTOCOL``).
+        headers: extra OTLP headers (e.g. an auth token).
+        resource_attributes: more resource attributes.
+        sampler: trace sampler (default from ``OTEL_TRACES_SAMPLER``, else parent-based always-on).
+        export_interval_ms: metric export interval (default ``OTEL_METRIC_EXPORT_INTERVAL`` or 60 s).
+        console: export to stdout instead of OTLP (for trying things out).
+        logging_handler: bridge Python ``logging`` (root logger, ``log_level`` and above) to OTel logs.
+        metric_readers, span_exporters, log_exporters: added beside (or, with ``console``,
+            instead of) the OTLP ones; used by :mod:`otel_ml.testing`.
+        set_global: install the providers as the global ones (default True).
+
+    Raises:
+        ValueError: for an unknown ``protocol`` or a non-positive ``export_interval_ms``.
+    """
+    protocol = (protocol or os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL") or "grpc").strip()
+    if protocol not in _PROTOCOLS:
+        raise ValueError(f"protocol must be one of {_PROTOCOLS}, got {protocol!r}")
+    if export_interval_ms is not None and (not isinstance(export_interval_ms, int) or export_interval_ms <= 0):
+        raise ValueError(f"export_interval_ms must be a positive int, got {export_interval_ms!r}")
+    otlp = not console and os.environ.get("OTEL_ML_EXPORTER", "otlp") != "none"
+
+    with _lock:
+        resource = _resource(service_name, service_version, deployment_environment, resource_attributes)
+        created: dict[str, bool] = {}
+
+        tracer_provider = trace.get_tracer_provider()
+        if isinstance(tracer_provider, TracerProvider):
+            created["traces"] = False
+        else:
+            tracer_provider = TracerProvider(resource=resource, sampler=sampler)
+            exporters = list(span_exporters)
+            if otlp:
+                exporters.append(_span_exporter(protocol, endpoint, headers))
+            if console:
+                exporters.append(ConsoleSpanExporter())
+            for exporter in exporters:
+                tracer_provider.add_span_processor(BatchSpanProcessor(exporter))
+            created["traces"] = True
+            if set_global:
+                trace.set_tracer_provider(tracer_provider)
+
+        meter_provider = metrics.get_meter_provider()
+        if isinstance(meter_provider, MeterProvider):
+            created["metrics"] = False
+            for reader in metric_readers:
+                meter_provider.add_metric_reader(reader)
+        else:
+            readers = list(metric_readers)
+            interval = export_interval_ms
+            if otlp:
+                readers.append(PeriodicExportingMetricReader(_metric_exporter(protocol, endpoint, headers),
+                                                             export_interval_millis=interval))
+            if console:
+                readers.append(PeriodicExportingMetricReader(ConsoleMetricExporter(),
+                                                             export_interval_millis=interval))
+            meter_provider = MeterProvider(resource=resource, metric_readers=readers)
+            created["metrics"] = True
+            if set_global:
+                metrics.set_meter_provider(meter_provider)
+        producer_for(meter_provider).hook_readers()
+
+        logger_provider: Any = get_logger_provider()
+        if isinstance(logger_provider, LoggerProvider):
+            created["logs"] = False
+        else:
+            logger_provider = LoggerProvider(resource=resource)
+            log_exps = list(log_exporters)
+            if otlp:
+                log_exps.append(_log_exporter(protocol, endpoint, headers))
+            if console:
+                log_exps.append(ConsoleLogRecordExporter())
+            for log_exporter in log_exps:
+                logger_provider.add_log_record_processor(BatchLogRecordProcessor(log_exporter))
+            created["logs"] = True
+            if set_global:
+                set_logger_provider(logger_provider)
+
+        handler: logging.Handler | None = None
+        if logging_handler:
+            handler = _install_handler(logger_provider, log_level)
+        return Telemetry(tracer_provider, meter_provider, logger_provider, created, handler)
+
+
+def _install_handler(logger_provider: Any, level: int) -> logging.Handler:
+    root = logging.getLogger()
+    for existing in root.handlers:
+        if isinstance(existing, OTelLogHandler):
+            return existing
+    handler = OTelLogHandler(logger_provider, level=level)
+    root.addHandler(handler)
+    if root.level > level or root.level == logging.NOTSET:
+        root.setLevel(level)
+    return handler
+
+
+def _resource(name: str | None, version: str | None, environment: str | None,
+              extra: Mapping[str, Any] | None) -> Resource:
+    attrs: dict[str, Any] = {}
+    if extra:
+        attrs.update(extra)
+    if name:
+        attrs["service.name"] = name
+    if version:
+        attrs["service.version"] = version
+    if environment:
+        attrs["deployment.environment.name"] = environment
+    # Resource.create adds the SDK's detectors: OTEL_RESOURCE_ATTRIBUTES, OTEL_SERVICE_NAME and a
+    # per-process service.instance.id. Explicit arguments win over the environment.
+    detected = Resource.create({})
+    return detected.merge(Resource(attrs))
+
+
+def _span_exporter(protocol: str, endpoint: str | None, headers: Mapping[str, str] | None) -> SpanExporter:
+    if protocol == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as Grpc
+
+        return Grpc(endpoint=endpoint, headers=dict(headers) if headers else None)
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as Http
+
+    return Http(endpoint=_http(endpoint, "traces"), headers=dict(headers) if headers else None)
+
+
+def _metric_exporter(protocol: str, endpoint: str | None, headers: Mapping[str, str] | None) -> Any:
+    if protocol == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter as Grpc
+
+        return Grpc(endpoint=endpoint, headers=dict(headers) if headers else None)
+    from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter as Http
+
+    return Http(endpoint=_http(endpoint, "metrics"), headers=dict(headers) if headers else None)
+
+
+def _log_exporter(protocol: str, endpoint: str | None, headers: Mapping[str, str] | None) -> LogRecordExporter:
+    if protocol == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter as Grpc
+
+        return Grpc(endpoint=endpoint, headers=dict(headers) if headers else None)
+    from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter as Http
+
+    return Http(endpoint=_http(endpoint, "logs"), headers=dict(headers) if headers else None)
+
+
+def _http(endpoint: str | None, signal: str) -> str | None:
+    # The HTTP exporters take the full per-signal URL; a base endpoint gets /v1/<signal> appended,
+    # as OTEL_EXPORTER_OTLP_ENDPOINT does.
+    if endpoint is None:
+        return None
+    return endpoint.rstrip("/") + f"/v1/{signal}"
