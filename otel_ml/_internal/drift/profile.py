@@ -61,12 +61,15 @@ class FeatureProfile:
     max: float = math.nan
     mean: float = math.nan
     std: float = math.nan
-    sample: tuple[float, ...] = ()  # numeric only, sorted
-    _sample_arr: FloatArray = field(init=False, repr=False, compare=False)
+    # numeric only: sorted reference sample, kept as a float64 array (8 bytes a value; a tuple of
+    # Python floats would cost 4x that), so it takes no part in equality
+    sample: Any = field(default=(), repr=False, compare=False)
     _edges_arr: FloatArray = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "_sample_arr", np.asarray(self.sample, dtype=np.float64))
+        arr = np.sort(np.asarray(self.sample, dtype=np.float64))
+        arr.setflags(write=False)
+        object.__setattr__(self, "sample", arr)
         object.__setattr__(self, "_edges_arr", np.asarray(self.edges, dtype=np.float64))
 
     @property
@@ -75,7 +78,8 @@ class FeatureProfile:
 
     @property
     def sample_array(self) -> FloatArray:
-        return self._sample_arr
+        sample: FloatArray = self.sample
+        return sample
 
     @property
     def edges_array(self) -> FloatArray:
@@ -101,7 +105,7 @@ class FeatureProfile:
         }
         if self.kind is FeatureKind.NUMERIC:
             out.update(edges=list(self.edges), min=self.min, max=self.max, mean=self.mean,
-                       std=self.std, sample=list(self.sample))
+                       std=self.std, sample=self.sample_array.tolist())
         else:
             out["categories"] = list(self.categories)
         return out
@@ -118,7 +122,7 @@ class FeatureProfile:
             if kind is FeatureKind.NUMERIC:
                 fp = cls(**common, edges=tuple(float(x) for x in d["edges"]), min=float(d["min"]),
                          max=float(d["max"]), mean=float(d["mean"]), std=float(d["std"]),
-                         sample=tuple(float(x) for x in d["sample"]))
+                         sample=np.asarray(d["sample"], dtype=np.float64))
                 if len(fp.proportions) != len(fp.edges) + 1 or not fp.edges:
                     raise ProfileError(f"feature {fp.name!r}: {len(fp.proportions)} proportions "
                                        f"for {len(fp.edges)} edges (expected edges + 1)")
@@ -202,7 +206,7 @@ def build_feature(name: str, values: Any, kind: FeatureKind, *, bins: int, top_k
             name=name, kind=kind, count=int(finite.size), missing_rate=1.0 - finite.size / total,
             proportions=tuple((counts / finite.size).tolist()), edges=tuple(edges.tolist()),
             min=float(finite.min()), max=float(finite.max()), mean=float(finite.mean()),
-            std=float(finite.std()), sample=tuple(np.sort(sample).tolist()),
+            std=float(finite.std()), sample=sample,
         )
     items = [v for v in arr.tolist() if not _is_missing(v)]
     if kind is FeatureKind.BOOLEAN:
