@@ -56,11 +56,9 @@ def _data(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _evidently(ref: np.ndarray, cur: np.ndarray) -> dict[str, Any] | None:
-    try:
-        import evidently  # noqa: F401
-    except ImportError:
-        pass
-    else:
+    import importlib.util
+
+    if importlib.util.find_spec("evidently") is not None:
         return _evidently_subprocess(sys.executable, ref, cur)
     candidates = [Path.cwd() / ".venv-bench/bin/python",
                   Path(__file__).resolve().parents[3] / ".venv-bench/bin/python"]
@@ -190,7 +188,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"one 20-feature row, dict          {result['row20_us']:8.2f} us            (target <= 10)")
     print(f"one 20-feature row, numpy         {result['row20_numpy_us']:8.2f} us")
     print(f"profile build, 100k x 20          {result['profile_build_s'] * 1e3:8.1f} ms (once, at deploy)")
-    print(f"evaluation, 100k x 20 vs 10k      {result['eval20_s'] * 1e3:8.1f} ms  drift or warning: {result["drifted_features"]}")
+    print(f"evaluation, 100k x 20 vs 10k      {result['eval20_s'] * 1e3:8.1f} ms  drift or warning: {result['drifted_features']}")
     if ev is None:
         print(f"evidently: {result['evidently']}")
     else:

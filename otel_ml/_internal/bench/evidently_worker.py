@@ -13,10 +13,14 @@ from typing import Any
 
 
 def measure(ref_path: str, cur_path: str) -> dict[str, Any]:
+    import importlib
+
     import numpy as np
     import pandas as pd
-    from evidently import Report
-    from evidently.presets import DataDriftPreset
+
+    evidently = importlib.import_module("evidently")
+    Report = evidently.Report
+    DataDriftPreset = importlib.import_module("evidently.presets").DataDriftPreset
 
     ref_a = np.load(ref_path)
     cur_a = np.load(cur_path)
@@ -33,8 +37,6 @@ def measure(ref_path: str, cur_path: str) -> dict[str, Any]:
         if cfg.get("column") in cols and isinstance(m.get("value"), (int, float)):
             scores[cfg["column"]] = float(m["value"])
             methods[cfg["column"]] = str(cfg.get("method"))
-    import evidently
-
     return {"seconds": seconds, "scores": scores, "methods": methods, "version": evidently.__version__}
 
 
