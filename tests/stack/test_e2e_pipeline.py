@@ -49,8 +49,10 @@ def sent(backends: Backends) -> Iterator[Sent]:
     logger_provider.add_log_record_processor(
         SimpleLogRecordProcessor(OTLPLogExporter(endpoint=endpoint, insecure=True))
     )
+    # Only force_flush exports: the SDK keeps an exemplar for one collection only, and the collector's
+    # prometheus exporter serves the latest point, so a later export would hide it before a scrape.
     reader = PeriodicExportingMetricReader(
-        OTLPMetricExporter(endpoint=endpoint, insecure=True), export_interval_millis=1000
+        OTLPMetricExporter(endpoint=endpoint, insecure=True), export_interval_millis=600_000
     )
     meter_provider = MeterProvider(resource=resource, metric_readers=[reader])
 

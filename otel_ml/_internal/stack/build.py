@@ -28,6 +28,7 @@ BUILDER_VERSION = "v0.159.0"  # go.opentelemetry.io/collector/cmd/builder; match
 # serve; v1.76.0 carries one `replace` line, so it is built inside its own module (not `go install`).
 JAEGER_MODULE = "github.com/jaegertracing/jaeger"
 JAEGER_VERSION = "v1.76.0"
+JAEGER_RELEASE = "v2.13.0"  # what `jaeger version` reports (set through -ldflags, as Jaeger's Makefile does)
 LOKI_MODULE = "github.com/grafana/loki/v3"
 # command -> Debian package providing it
 APT_COMMANDS = {
@@ -138,10 +139,11 @@ def build_jaeger(paths: StackPaths, go: str, go_version: str, report: Report) ->
         return False
     log = paths.logs / "build-jaeger.log"
     log.write_text("")
-    report(f"building Jaeger ({JAEGER_MODULE}@{JAEGER_VERSION} = Jaeger v2.13.0, cmd/jaeger)")
+    report(f"building Jaeger {JAEGER_RELEASE} ({JAEGER_MODULE}@{JAEGER_VERSION}, cmd/jaeger)")
     src = _module_dir(go, JAEGER_MODULE, JAEGER_VERSION, log, paths.root)
     # Built as the main module so its replace line applies; nothing is written into the cache dir.
-    _run([go, "build", "-trimpath", "-o", str(binary), "./cmd/jaeger"], log, src)
+    ldflags = f"-X github.com/jaegertracing/jaeger/internal/version.latestVersion={JAEGER_RELEASE}"
+    _run([go, "build", "-trimpath", "-ldflags", ldflags, "-o", str(binary), "./cmd/jaeger"], log, src)
     _write_stamp(binary, key)
     return True
 

@@ -82,7 +82,7 @@ def wait_healthy(paths: StackPaths, comps: list[Component], timeout: float) -> d
         for name, c in list(pending.items()):
             if healthy(c.health_url):
                 del pending[name]
-            elif _alive_pid(paths, c) is None and _pid_file(paths, c).exists():
+            elif _exited(paths, c):
                 log = _log_file(paths, c)
                 failed[name] = f"exited during start-up; end of {log}:\n{tail(log)}"
                 del pending[name]
@@ -92,6 +92,16 @@ def wait_healthy(paths: StackPaths, comps: list[Component], timeout: float) -> d
         failed[name] = (f"not healthy at {c.health_url} after {timeout:.0f} s; "
                         f"end of {_log_file(paths, c)}:\n{tail(_log_file(paths, c))}")
     return failed
+
+
+def _exited(paths: StackPaths, c: Component) -> bool:
+    """True when the process we started has gone (or is a zombie); cmdline is not checked here
+    because right after the fork it still shows the parent's (Python's) command line."""
+    try:
+        pid = int(_pid_file(paths, c).read_text().strip())
+    except (OSError, ValueError):
+        return False
+    return not Path(f"/proc/{pid}").exists() or _is_zombie(pid)
 
 
 def stop(paths: StackPaths, c: Component, grace: float = 10.0) -> bool:
