@@ -73,6 +73,7 @@ class Generation:
         self._token: Any = None
         self._model_token: Any = None
         self._attach = attach_context
+        self._ends_with_stream = False
         self._done = False
 
     # -- lifecycle
@@ -191,18 +192,22 @@ class Generation:
 
     # -- stream wrappers
     def wrap(self, stream: Iterable[Any], tokens_of: Callable[[Any], int] | None = None) -> Iterator[Any]:
-        """Yield from ``stream``; each item is ``tokens_of(item)`` tokens (default 1)."""
+        """Yield from ``stream``; each item is ``tokens_of(item)`` tokens (default 1).
+
+        Inside ``with monitor.generation() as gen`` the block's end ends the generation (so a
+        usage report read after the stream still counts); a stream from ``wrap_stream`` ends it
+        when exhausted, closed or failed.
+        """
         try:
             for item in stream:
                 self.token(_count(tokens_of, item))
                 yield item
         except BaseException as exc:
-            if not isinstance(exc, GeneratorExit):
-                self.end(exc)
-                raise
-            self.end(None)
+            if self._ends_with_stream:
+                self.end(None if isinstance(exc, GeneratorExit) else exc)
             raise
-        self.end(None)
+        if self._ends_with_stream:
+            self.end(None)
 
     async def wrap_async(self, stream: AsyncIterable[Any],
                          tokens_of: Callable[[Any], int] | None = None) -> AsyncIterator[Any]:
@@ -212,12 +217,11 @@ class Generation:
                 self.token(_count(tokens_of, item))
                 yield item
         except BaseException as exc:
-            if not isinstance(exc, GeneratorExit):
-                self.end(exc)
-                raise
-            self.end(None)
+            if self._ends_with_stream:
+                self.end(None if isinstance(exc, GeneratorExit) else exc)
             raise
-        self.end(None)
+        if self._ends_with_stream:
+            self.end(None)
 
 
 def wrap_stream(monitor: ModelMonitor, stream: Any, tokens_of: Callable[[Any], int] | None = None,
@@ -225,6 +229,7 @@ def wrap_stream(monitor: ModelMonitor, stream: Any, tokens_of: Callable[[Any], i
     # The span must not become "current" across yields: the consumer of a generator runs in
     # its own context, and attaching there would leak our span into unrelated code.
     gen = Generation(monitor, attach_context=False, **kwargs)
+    gen._ends_with_stream = True
     gen.start()
     if hasattr(stream, "__aiter__"):
         return gen.wrap_async(stream, tokens_of)

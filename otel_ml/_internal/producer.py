@@ -32,9 +32,11 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from opentelemetry.sdk.metrics import Counter as _SdkCounter
-from opentelemetry.sdk.metrics import Histogram as _SdkHistogram
 from opentelemetry.sdk.metrics import MeterProvider
+
+# A reader's preferred temporality is keyed by the SDK's internal instrument classes.
+from opentelemetry.sdk.metrics._internal.instrument import _Counter as _SdkCounter
+from opentelemetry.sdk.metrics._internal.instrument import _Histogram as _SdkHistogram
 from opentelemetry.sdk.metrics.export import (
     AggregationTemporality,
     Histogram,

@@ -1,0 +1,94 @@
+"""Bad input never escapes into user code during inference; bad constructor arguments fail at once."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from otel_ml._internal import selftelemetry
+from otel_ml.testing import TelemetryCapture, capture_telemetry
+
+junk = st.one_of(
+    st.none(), st.booleans(), st.integers(), st.floats(allow_nan=True, allow_infinity=True), st.text(),
+    st.binary(), st.lists(st.one_of(st.floats(), st.text(), st.none()), max_size=5),
+    st.dictionaries(st.text(max_size=3), st.integers(), max_size=3), st.just(object()),
+    st.just(np.array([np.nan, np.inf, -1.0, 2.0])), st.just(np.array([["a", "b"]])), st.just(math.pi),
+)
+
+_CAP: TelemetryCapture | None = None
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _close_capture() -> Any:
+    yield
+    global _CAP
+    if _CAP is not None:
+        _CAP.close()
+        _CAP = None
+
+
+def _capture() -> TelemetryCapture:
+    global _CAP
+    if _CAP is None:
+        _CAP = capture_telemetry().__enter__()
+    return _CAP
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(predictions=junk, confidence=junk, batch_size=junk, prediction_id=junk)
+def test_record_never_raises(predictions: Any, confidence: Any, batch_size: Any, prediction_id: Any) -> None:
+    """Whatever the model returns, recording it never raises into the caller."""
+    monitor = _capture().monitor("fuzz", version="1", max_classes=5)
+    with monitor.inference(batch_size=batch_size, prediction_id=prediction_id) as inf:
+        inf.record(predictions=predictions, confidence=confidence, prediction_id=prediction_id)
+    monitor.log_prediction(prediction=predictions, confidence=confidence, features=predictions)
+    monitor.record_outcome(prediction_id, predictions)
+
+
+@settings(max_examples=200, deadline=None)
+@given(tokens=junk, usage=junk)
+def test_generation_never_raises(tokens: Any, usage: Any) -> None:
+    """Token counts of any type never raise from a generation."""
+    monitor = _capture().monitor("fuzz-llm", version="1", task="generation")
+    with monitor.generation(input_tokens=usage) as gen:
+        gen.token(tokens)
+        gen.set_usage(input_tokens=usage, output_tokens=tokens)
+
+
+def test_invalid_confidence_is_counted(cap: TelemetryCapture) -> None:
+    """NaN, out-of-range and non-numeric confidence values are dropped and counted."""
+    monitor = cap.monitor("fraud", version="1")
+    for bad in (float("nan"), 1.5, -0.1, "high", None):
+        with monitor.inference() as inf:
+            inf.record(confidence=bad)
+    with monitor.inference() as inf:
+        inf.record(confidence=np.array([0.5, np.nan, 7.0]))
+    assert selftelemetry.snapshot()[("invalid_confidence", "metrics")] == 6
+    assert cap.histogram("ml.prediction.confidence").count == 1
+
+
+@pytest.mark.parametrize(("kwargs", "error"), [
+    ({"name": 3}, TypeError),
+    ({"name": " "}, ValueError),
+    ({"name": "m", "version": 1.5}, TypeError),
+    ({"name": "m", "task": "clustering"}, ValueError),
+    ({"name": "m", "max_classes": 0}, ValueError),
+    ({"name": "m", "classes": "abc"}, TypeError),
+    ({"name": "m", "classes": [object()]}, ValueError),
+    ({"name": "m", "duration_buckets": [1, 0.5]}, ValueError),
+    ({"name": "m", "prediction_log_sample_rate": 2}, ValueError),
+    ({"name": "m", "variant": 1}, TypeError),
+    ({"name": "m", "reference": "profile.json"}, TypeError),
+])
+def test_constructor_rejects_bad_arguments(kwargs: dict[str, Any], error: type[Exception]) -> None:
+    """ModelMonitor validates its arguments immediately with a clear exception type."""
+    from otel_ml import ModelMonitor
+
+    name = kwargs.pop("name")
+    with pytest.raises(error):
+        ModelMonitor(name, **kwargs)
