@@ -34,7 +34,12 @@ def make_outcome_tracker(monitor: ModelMonitor, ttl_s: float, max_pending: int) 
     from otel_ml._internal.quality import OutcomeTracker
 
     task = "regression" if monitor.task == "regression" else "classification"
-    tracker = OutcomeTracker(task=task, max_pending=max_pending, ttl_s=ttl_s)
+    from otel_ml._internal.labels import label_of
+
+    # Class labels travel as strings (see labels.py), so the positive one must too.
+    positive = 1 if monitor.positive_class is None else monitor.positive_class
+    tracker = OutcomeTracker(task=task, max_pending=max_pending, ttl_s=ttl_s,
+                             positive_label=label_of(positive) or positive)
     _register(monitor, tracker)
     return tracker
 

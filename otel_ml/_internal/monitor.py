@@ -59,6 +59,8 @@ class ModelMonitor:
         duration_buckets: histogram boundaries in seconds for ``ml.inference.duration``.
         reference: a :class:`~otel_ml.ReferenceProfile` to compute drift and data quality against.
         drift_window_s: length of the sliding drift window in seconds.
+        positive_class: the positive label of a binary classifier, for precision, recall, F1
+            and ROC AUC from delayed labels (default: the label ``1``).
         outcome_ttl_s, max_pending_outcomes: how long and how many predictions are kept to be
             joined with delayed ground truth by ``record_outcome``.
         capture_content: let raw features / outputs into prediction logs (default: off, or env
@@ -82,6 +84,7 @@ class ModelMonitor:
         duration_buckets: Iterable[float] | None = None,
         reference: Any = None,
         drift_window_s: float = 300.0,
+        positive_class: Any = None,
         outcome_ttl_s: float = 3600.0,
         max_pending_outcomes: int = 100_000,
         capture_content: bool | None = None,
@@ -166,12 +169,17 @@ class ModelMonitor:
         self._try_attach()
 
         self._drift: Any = None
+        self._drift_on_predictions = False
         if reference is not None:
             from otel_ml._internal.integrations import make_drift_tracker
 
             self._drift = make_drift_tracker(self, reference, drift_window_s)
+            # Prediction drift compares what record() gets - confidence, or class labels - with
+            # the profile's `predictions`; build the profile from the same quantity.
+            self._drift_on_predictions = getattr(self._drift, "_predictions", None) is not None
         self._outcomes: Any = None
         self._outcome_args = (outcome_ttl_s, max_pending_outcomes)
+        self.positive_class = positive_class
 
     # ------------------------------------------------------------------ wiring
     def _try_attach(self) -> None:
@@ -445,7 +453,7 @@ class ModelMonitor:
         """Join delayed ground truth to a remembered prediction (never raises)."""
         try:
             tracker = self._outcome_tracker()
-            tracker.record(prediction_id, actual)
+            tracker.record(_id_key(prediction_id), self._actual_key(actual))
         except Exception as exc:
             selftelemetry.dropped("outcome_error", "metrics", detail=exc)
 
@@ -453,9 +461,18 @@ class ModelMonitor:
         """Batch form of :meth:`record_outcome` (never raises)."""
         try:
             tracker = self._outcome_tracker()
-            tracker.record_many(list(prediction_ids), list(actuals))
+            tracker.record_many([_id_key(i) for i in prediction_ids], [self._actual_key(a) for a in actuals])
         except Exception as exc:
             selftelemetry.dropped("outcome_error", "metrics", detail=exc)
+
+    def _actual_key(self, actual: Any) -> Any:
+        # Predicted classes are kept as label strings (labels.py); labels must match them.
+        if self.task == "regression" or actual is None:
+            return actual
+        from otel_ml._internal.labels import label_of
+
+        label = label_of(actual)
+        return actual if label is None else label
 
     def drift(self) -> dict[str, Any]:
         """Per-feature drift of the current window (empty without a reference profile)."""
@@ -510,6 +527,11 @@ def set_trusted_attributes(span: Any, attributes: dict[str, Any]) -> None:
         span.set_attributes(attributes)
 
 
+def _id_key(prediction_id: Any) -> Any:
+    # Inference ids are stored as (truncated) strings; look them up the same way.
+    return None if prediction_id is None else str(prediction_id)[:128]
+
+
 def _size_of(value: Any) -> int:
     shape = getattr(value, "shape", None)
     if shape is not None:
@@ -537,11 +559,15 @@ class Inference:
         "_batch_size",
         "_class_counts",
         "_conf_batch",
+        "_conf_raw",
+        "_labels_raw",
         "_ctx_token",
         "_features",
         "_model_token",
         "_monitor",
+        "_pred_value",
         "_prediction_id",
+        "_score",
         "_single_conf",
         "_single_label",
         "_span",
@@ -559,6 +585,10 @@ class Inference:
         self._single_conf: float | None = None
         self._class_counts: dict[str, int] | None = None
         self._conf_batch: tuple[list[int], float, float, float] | None = None
+        self._conf_raw: Any = None  # kept only for prediction drift
+        self._labels_raw: Any = None
+        self._pred_value: float | None = None  # regression output, for outcome joins
+        self._score: float | None = None  # positive-class score, for ROC AUC
         self._span: Any = None
         self._ctx_token: Any = None
         self._model_token: Any = None
@@ -600,11 +630,16 @@ class Inference:
                 otel_context.detach(self._ctx_token)
         except Exception as err:
             selftelemetry.dropped("context_error", "traces", detail=err)
-        if self._features is not None and m._drift is not None:
-            m._drift.update(self._features)
-        if self._prediction_id is not None and (self._single_label is not None or self._single_conf is not None):
+        drift = m._drift
+        if drift is not None:
+            if self._features is not None:
+                drift.update(self._features)
+            if m._drift_on_predictions and (self._conf_raw is not None or self._labels_raw is not None):
+                drift.update_predictions(scores=self._conf_raw, classes=self._labels_raw)
+        predicted = self._pred_value if m.task == "regression" else self._single_label
+        if self._prediction_id is not None and predicted is not None:
             try:
-                m._outcome_tracker().remember(self._prediction_id, self._single_label, self._single_conf)
+                m._outcome_tracker().remember(self._prediction_id, predicted, self._score)
             except Exception as err:
                 selftelemetry.dropped("outcome_error", "metrics", detail=err)
 
@@ -623,6 +658,7 @@ class Inference:
         predictions: Any = None,
         confidence: Any = None,
         prediction_id: Any = None,
+        score: Any = None,
     ) -> None:
         """Record the model's output for this call (never raises).
 
@@ -630,6 +666,9 @@ class Inference:
         ``confidence``: one probability in [0, 1], or one per row. Values that are not finite
         numbers in [0, 1] are dropped and counted (``otel_ml.dropped``, reason
         ``invalid_confidence``).
+        ``score``: the positive class's probability (binary models), kept with the prediction
+        id so delayed labels give ROC AUC. Regression monitors take the predicted value in
+        ``predictions``.
         """
         try:
             if prediction_id is not None:
@@ -638,13 +677,30 @@ class Inference:
                 self._record_predictions(predictions)
             if confidence is not None:
                 self._record_confidence(confidence)
+            if score is not None:
+                value = float(score)
+                if 0.0 <= value <= 1.0:
+                    self._score = value
+                else:
+                    selftelemetry.dropped("invalid_score", "metrics", detail=score)
         except Exception as exc:
             selftelemetry.dropped("invalid_output", "metrics", detail=exc)
 
     def _record_predictions(self, predictions: Any) -> None:
+        if self._monitor.task == "regression":
+            if isinstance(predictions, (int, float)) and not isinstance(predictions, bool) \
+                    or getattr(predictions, "ndim", None) == 0:
+                value = float(predictions)
+                if math.isfinite(value):
+                    self._pred_value = value
+                    return
+            if getattr(predictions, "ndim", 0) == 0 and not isinstance(predictions, (list, tuple)):
+                selftelemetry.dropped("invalid_predictions", "metrics", detail=type(predictions).__name__)
+            return
         classes = self._monitor._classes
         if isinstance(predictions, (str, bytes, bool, int, float)) or getattr(predictions, "ndim", None) == 0:
             self._single_label = classes.get(predictions)
+            self._labels_raw = self._single_label
             if self._batch_size is None:
                 self._batch_size = 1
             return
@@ -658,6 +714,7 @@ class Inference:
             if label is not None:
                 counts[label] = counts.get(label, 0) + 1
         self._class_counts = counts
+        self._labels_raw = values
         if self._batch_size is None:
             self._batch_size = len(values)
 
@@ -666,6 +723,7 @@ class Inference:
             c = float(confidence)
             if 0.0 <= c <= 1.0:
                 self._single_conf = c
+                self._conf_raw = c
             else:
                 selftelemetry.dropped("invalid_confidence", "metrics", detail=confidence)
             return
@@ -686,6 +744,7 @@ class Inference:
             arr = arr[valid]
         if arr.size == 0:
             return
+        self._conf_raw = arr
         bounds = self._monitor._confidence.bounds
         idx = np.searchsorted(np.asarray(bounds), arr, side="left")
         counts = np.bincount(idx, minlength=len(bounds) + 1).tolist()

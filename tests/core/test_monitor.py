@@ -264,3 +264,44 @@ def test_selftelemetry_logs_once(caplog: pytest.LogCaptureFixture) -> None:
         selftelemetry.dropped("queue_full", "spans")
     assert selftelemetry.snapshot()[("queue_full", "spans")] == 5
     assert sum("queue_full" in r.getMessage() for r in caplog.records) == 1
+
+
+def test_delayed_labels_join_by_prediction_id(cap: TelemetryCapture) -> None:
+    """Labels posted later (ints or strings) join their predictions; quality matches sklearn."""
+    from sklearn.metrics import accuracy_score, f1_score, roc_auc_score
+
+    monitor = cap.monitor("fraud", version="3", positive_class=1)
+    rng = np.random.default_rng(0)
+    y_true = rng.integers(0, 2, 400)
+    score = np.clip(y_true * 0.35 + rng.uniform(0, 0.65, 400), 0, 1)
+    y_pred = (score >= 0.5).astype(int)
+    for i in range(400):
+        with monitor.inference(prediction_id=f"id-{i}") as inf:
+            inf.record(predictions=int(y_pred[i]), confidence=float(max(score[i], 1 - score[i])),
+                       score=float(score[i]))
+    monitor.record_outcomes([f"id-{i}" for i in range(200)], [int(v) for v in y_true[:200]])
+    for i in range(200, 400):
+        monitor.record_outcome(f"id-{i}", str(y_true[i]))
+    monitor.record_outcome("never-seen", 1)
+    report = monitor.quality()
+    assert report.n == 400
+    assert report.accuracy == pytest.approx(accuracy_score(y_true, y_pred))
+    assert report.f1 == pytest.approx(f1_score(y_true, y_pred))
+    assert report.roc_auc == pytest.approx(roc_auc_score(y_true, score), abs=report.roc_auc_error_bound + 1e-9)
+    assert cap.counter("ml.outcomes.unmatched", **{"otel_ml.reason": "unknown"}) == 1
+    assert cap.counter("ml.outcomes", **{"ml.prediction.class": "1", "ml.outcome.class": "1"}) == int(
+        ((y_pred == 1) & (y_true == 1)).sum())
+
+
+def test_regression_outcomes(cap: TelemetryCapture) -> None:
+    """A regression monitor joins predicted values with actuals into MAE and RMSE."""
+    monitor = cap.monitor("eta", version="1", task="regression")
+    preds, actuals = [10.0, 12.0, 7.5], [11.0, 12.0, 5.5]
+    for i, p in enumerate(preds):
+        with monitor.inference(prediction_id=i) as inf:
+            inf.record(predictions=p)
+    for i, a in enumerate(actuals):
+        monitor.record_outcome(i, a)
+    report = monitor.quality()
+    assert report.mae == pytest.approx(np.mean(np.abs(np.subtract(preds, actuals))))
+    assert report.rmse == pytest.approx(np.sqrt(np.mean(np.subtract(preds, actuals) ** 2)))

@@ -1,0 +1,151 @@
+"""An instrumented model service: a scikit-learn classifier behind FastAPI, plus a streaming LLM stub.
+
+Run it (with the local stack up, or anything listening for OTLP on 127.0.0.1:4317)::
+
+    uvicorn examples.classifier_service.app:app --host 127.0.0.1 --port 8000
+
+What it shows:
+* ``otel_ml.configure()`` + the FastAPI instrumentor: every request is an HTTP span, and the
+  inference span is its child, so Jaeger shows request -> inference;
+* ``ModelMonitor`` with a reference profile built from the training split: latency, confidence,
+  class mix, drift and data quality for every served row, with model name and version;
+* ``POST /outcome``: ground truth that arrives later, joined by prediction id -> accuracy, F1, AUC;
+* ``POST /generate``: a token stream (a stand-in for an LLM server) timed with the GenAI metrics;
+* log lines correlated with the trace (Loki <-> Jaeger).
+
+The model is trained at start-up on scikit-learn's bundled breast-cancer data (no download).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import random
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import numpy as np
+from fastapi import FastAPI, HTTPException
+from fastapi.responses import StreamingResponse
+from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+from pydantic import BaseModel
+from sklearn.datasets import load_breast_cancer
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import train_test_split
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+import otel_ml
+
+MODEL_VERSION = os.environ.get("MODEL_VERSION", "2026.11.1")
+
+telemetry = otel_ml.configure(
+    service_name=os.environ.get("OTEL_SERVICE_NAME", "classifier-service"),
+    service_version="1.0.0",
+    deployment_environment=os.environ.get("DEPLOYMENT_ENVIRONMENT", "dev"),
+    export_interval_ms=int(os.environ.get("OTEL_METRIC_EXPORT_INTERVAL", "5000")),
+)
+log = logging.getLogger("classifier_service")
+log.setLevel(logging.INFO)
+
+data = load_breast_cancer()
+FEATURES = [str(n).replace(" ", "_") for n in data.feature_names]
+CLASSES = [str(c) for c in data.target_names]  # malignant, benign
+x_train, x_serve, y_train, y_serve = train_test_split(data.data, data.target, test_size=0.3, random_state=0)
+model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)).fit(x_train, y_train)
+
+# Prediction drift compares served confidence (top-class probability) with the training one.
+reference = otel_ml.ReferenceProfile.from_data(
+    x_train, feature_names=FEATURES, predictions=model.predict_proba(x_train).max(axis=1))
+monitor = otel_ml.ModelMonitor(
+    "breast-cancer-classifier", version=MODEL_VERSION, task="classification", classes=CLASSES,
+    reference=reference, drift_window_s=float(os.environ.get("DRIFT_WINDOW_S", "60")),
+)
+llm = otel_ml.ModelMonitor("tiny-llm", version="0.1", task="generation")
+
+app = FastAPI(title="otel_ml example classifier")
+FastAPIInstrumentor.instrument_app(app)
+
+
+class PredictRequest(BaseModel):
+    features: list[float] | dict[str, float]
+    id: str | None = None
+
+
+class OutcomeRequest(BaseModel):
+    id: str
+    actual: str
+
+
+class GenerateRequest(BaseModel):
+    prompt: str
+    max_tokens: int = 16
+
+
+def _row(features: list[float] | dict[str, float]) -> np.ndarray:
+    if isinstance(features, dict):
+        missing = [f for f in FEATURES if f not in features]
+        if missing:
+            raise HTTPException(422, f"missing features: {missing[:5]}")
+        values = [features[f] for f in FEATURES]
+    else:
+        values = list(features)
+    if len(values) != len(FEATURES):
+        raise HTTPException(422, f"expected {len(FEATURES)} features, got {len(values)}")
+    return np.asarray(values, dtype=float).reshape(1, -1)
+
+
+@app.post("/predict")
+def predict(req: PredictRequest) -> dict[str, Any]:
+    row = _row(req.features)
+    prediction_id = req.id or uuid.uuid4().hex
+    with monitor.inference(batch_size=1, features=row, prediction_id=prediction_id) as inf:
+        if not np.isfinite(row).all():
+            log.error("non-finite input for prediction %s", prediction_id)
+            raise HTTPException(422, "features must be finite numbers")
+        proba = model.predict_proba(row)[0]
+        label = CLASSES[int(proba.argmax())]
+        confidence = float(proba.max())
+        inf.record(predictions=label, confidence=confidence)
+    log.info("predicted %s (confidence %.3f) for %s", label, confidence, prediction_id)
+    return {"id": prediction_id, "prediction": label, "confidence": confidence,
+            "model_version": MODEL_VERSION}
+
+
+@app.post("/outcome")
+def outcome(req: OutcomeRequest) -> dict[str, str]:
+    monitor.record_outcome(req.id, req.actual)
+    return {"status": "recorded"}
+
+
+@app.post("/generate")
+async def generate(req: GenerateRequest) -> StreamingResponse:
+    async def tokens() -> AsyncIterator[str]:
+        await asyncio.sleep(random.uniform(0.02, 0.08))  # prefill: the wait for the first token
+        for i in range(max(1, min(req.max_tokens, 256))):
+            if i:
+                await asyncio.sleep(random.uniform(0.002, 0.01))
+            yield f"tok{i} "
+
+    stream = llm.wrap_stream(tokens(), request_model="tiny-llm", provider="otel_ml-example",
+                             input_tokens=len(req.prompt.split()))
+    return StreamingResponse(stream, media_type="text/plain")
+
+
+@app.get("/drift")
+def drift() -> dict[str, Any]:
+    return {name: {"status": r.status.name, "psi": r.scores.get("psi"), "n": r.n}
+            for name, r in monitor.drift().items()}
+
+
+@app.get("/quality")
+def quality() -> dict[str, Any]:
+    report = monitor.quality()
+    return {k: v for k, v in vars(report).items() if isinstance(v, (int, float, str)) or v is None}
+
+
+@app.get("/healthz")
+def healthz() -> dict[str, str]:
+    return {"status": "ok"}

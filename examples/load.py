@@ -1,0 +1,78 @@
+"""Drive the example service: predictions (drifting after a while), delayed labels, LLM streams, errors.
+
+    python examples/load.py --url http://127.0.0.1:8000 --seconds 60
+
+Bounded in requests and time; only talks to the URL given (loopback by default).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import time
+import urllib.error
+import urllib.request
+from typing import Any
+
+from sklearn.datasets import load_breast_cancer
+from sklearn.model_selection import train_test_split
+
+
+def _post(url: str, body: dict[str, Any], timeout: float = 10.0) -> tuple[int, bytes]:
+    req = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
+                                 headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            return resp.status, resp.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--url", default="http://127.0.0.1:8000")
+    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--max-requests", type=int, default=5000)
+    parser.add_argument("--drift-after", type=float, default=0.5, help="fraction of the run before inputs drift")
+    parser.add_argument("--rps", type=float, default=20.0)
+    args = parser.parse_args(argv)
+
+    data = load_breast_cancer()
+    _, x_serve, _, y_serve = train_test_split(data.data, data.target, test_size=0.3, random_state=0)
+    names = [str(c) for c in data.target_names]
+    rng = random.Random(42)
+    start = time.monotonic()
+    sent = errors = outcomes = generations = 0
+    pending: list[tuple[float, str, str]] = []
+    while sent < args.max_requests and time.monotonic() - start < args.seconds:
+        i = rng.randrange(len(x_serve))
+        row = [float(v) for v in x_serve[i]]
+        drifting = time.monotonic() - start > args.seconds * args.drift_after
+        if drifting:  # a unit change upstream: 'mean radius' etc. arrive scaled
+            row = [v * 1.8 if j < 10 else v for j, v in enumerate(row)]
+        if rng.random() < 0.02:
+            row = row[:-1]  # a malformed request: the service answers 422
+        status, body = _post(f"{args.url}/predict", {"features": row})
+        sent += 1
+        if status == 200:
+            pid = json.loads(body)["id"]
+            pending.append((time.monotonic() + rng.uniform(1, 5), pid, names[int(y_serve[i])]))
+        else:
+            errors += 1
+        now = time.monotonic()
+        while pending and pending[0][0] <= now:  # labels arrive a few seconds later
+            _, pid, actual = pending.pop(0)
+            _post(f"{args.url}/outcome", {"id": pid, "actual": actual})
+            outcomes += 1
+        if rng.random() < 0.1:
+            _post(f"{args.url}/generate", {"prompt": "tell me about drift", "max_tokens": rng.randint(4, 32)})
+            generations += 1
+        time.sleep(max(0.0, 1.0 / args.rps))
+    print(json.dumps({"predictions": sent, "errors": errors, "outcomes": outcomes, "generations": generations}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
