@@ -560,9 +560,9 @@ class Inference:
         "_class_counts",
         "_conf_batch",
         "_conf_raw",
-        "_labels_raw",
         "_ctx_token",
         "_features",
+        "_labels_raw",
         "_model_token",
         "_monitor",
         "_pred_value",
@@ -688,7 +688,7 @@ class Inference:
 
     def _record_predictions(self, predictions: Any) -> None:
         if self._monitor.task == "regression":
-            if isinstance(predictions, (int, float)) and not isinstance(predictions, bool) \
+            if (isinstance(predictions, (int, float)) and not isinstance(predictions, bool)) \
                     or getattr(predictions, "ndim", None) == 0:
                 value = float(predictions)
                 if math.isfinite(value):
