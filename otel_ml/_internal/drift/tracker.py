@@ -133,9 +133,7 @@ class DriftTracker:
     def _update(self, group: FeatureGroup, data: Any) -> None:
         nf = self._n_features
         if isinstance(data, dict):
-            if not data:
-                return
-            first = next(iter(data.values()))
+            first = next(iter(data.values()), None)  # {} is a row with every feature missing
             if isinstance(first, (np.ndarray, list, tuple)) or hasattr(first, "to_numpy"):
                 self._update_dict_of_columns(group, data)
             else:
