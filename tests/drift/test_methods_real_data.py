@@ -132,7 +132,7 @@ def test_unseen_category_pools_into_other_without_p_zero_artefact() -> None:
     rng = np.random.default_rng(0)
     ref = rng.choice(["eu", "us", "apac"], size=3000, p=[0.5, 0.3, 0.2])
     profile = ReferenceProfile.from_data({"region": ref})
-    cur = list(rng.choice(["eu", "us", "apac"], size=299, p=[0.5, 0.3, 0.2])) + ["mars"]
+    cur = [*list(rng.choice(["eu", "us", "apac"], size=299, p=[0.5, 0.3, 0.2])), "mars"]
     t = _tracker(profile)
     for v in cur:
         t.update({"region": v})

@@ -95,7 +95,7 @@ def test_sliding_window_forgets_old_sub_windows() -> None:
 
 def test_profile_round_trip_and_errors(tmp_path: Path, cancer: Any) -> None:
     """save/load round-trips; corrupt, unknown version and missing fields raise ProfileError."""
-    X, names, profile = cancer
+    _X, _names, profile = cancer
     path = tmp_path / "p.json"
     profile.save(path)
     loaded = ReferenceProfile.load(path)
