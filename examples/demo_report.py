@@ -18,8 +18,8 @@ QUERIES = [
     ("p99 latency s (5m)",
      f"histogram_quantile(0.99, sum by (le) (rate(ml_inference_duration_seconds_bucket{{{MODEL}}}[5m])))"),
     ("errors (total)", f'sum(ml_inference_duration_seconds_count{{{MODEL},error_type!=""}}) or vector(0)'),
-    ("mean confidence (5m)", f"sum(rate(ml_prediction_confidence_ratio_sum{{{MODEL}}}[5m])) / "
-                             f"sum(rate(ml_prediction_confidence_ratio_count{{{MODEL}}}[5m]))"),
+    ("mean confidence (5m)", f"sum(rate(ml_prediction_confidence_sum{{{MODEL}}}[5m])) / "
+                             f"sum(rate(ml_prediction_confidence_count{{{MODEL}}}[5m]))"),
     ("top drifting features (PSI)", f'topk(3, ml_drift_score_ratio{{{MODEL},ml_drift_method="psi"}})'),
     ("accuracy (delayed labels)", f'ml_quality_score_ratio{{{MODEL},ml_quality_metric="accuracy"}}'),
     ("LLM TTFT p90 s (5m)", "histogram_quantile(0.9, sum by (le) "

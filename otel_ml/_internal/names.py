@@ -3,7 +3,7 @@
 GenAI names follow the OpenTelemetry GenAI semantic conventions. Classic inference has no
 semconv yet, so otel_ml uses a small ``ml.*`` namespace built the same way. Prometheus sees
 these through the collector's translation: dots become underscores, the unit becomes a suffix
-(``s`` -> ``_seconds``, ``1`` -> ``_ratio``, ``{...}`` units are dropped) and counters gain
+(``s`` -> ``_seconds``, ``1`` -> ``_ratio`` on gauges only, ``{...}`` units are dropped) and counters gain
 ``_total``; the PromQL names are listed beside each metric so rules and dashboards can be
 checked against this file.
 """
@@ -23,7 +23,7 @@ ERROR_TYPE: Final = "error.type"
 # --- classic inference ----------------------------------------------------------------
 INFERENCE_DURATION: Final = "ml.inference.duration"  # s; ml_inference_duration_seconds
 INFERENCE_BATCH_SIZE: Final = "ml.inference.batch.size"  # {row}; ml_inference_batch_size
-PREDICTION_CONFIDENCE: Final = "ml.prediction.confidence"  # 1; ml_prediction_confidence_ratio
+PREDICTION_CONFIDENCE: Final = "ml.prediction.confidence"  # 1; ml_prediction_confidence (histograms get no _ratio suffix, gauges do)
 PREDICTIONS: Final = "ml.predictions"  # {prediction}; ml_predictions_total
 PREDICTION_CLASS: Final = "ml.prediction.class"
 

@@ -125,7 +125,7 @@ def test_prometheus_counts_equal_what_was_sent(backends: Backends, run: Run) -> 
 
     assert poll(lambda: count(f"sum(ml_inference_duration_seconds_count{{{sel}}})"),
                 "inference count", timeout=90) == N_PREDICT
-    assert poll(lambda: count(f"sum(ml_prediction_confidence_ratio_count{{{sel}}})"),
+    assert poll(lambda: count(f"sum(ml_prediction_confidence_count{{{sel}}})"),
                 "confidence count", timeout=60) == N_PREDICT
     by_class = backends.wait_prom(f"sum by (ml_prediction_class) (ml_predictions_total{{{sel}}})")
     sent: dict[str, int] = {}
