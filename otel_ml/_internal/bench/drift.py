@@ -188,7 +188,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"one 20-feature row, dict          {result['row20_us']:8.2f} us            (target <= 10)")
     print(f"one 20-feature row, numpy         {result['row20_numpy_us']:8.2f} us")
     print(f"profile build, 100k x 20          {result['profile_build_s'] * 1e3:8.1f} ms (once, at deploy)")
-    print(f"evaluation, 100k x 20 vs 10k      {result['eval20_s'] * 1e3:8.1f} ms  drift or warning: {result['drifted_features']}")
+    print(f"evaluation, 100k x 20 vs 10k      {result['eval20_s'] * 1e3:8.1f} ms  "
+          f"drift or warning: {result['drifted_features']}")
     if ev is None:
         print(f"evidently: {result['evidently']}")
     else:
