@@ -4,6 +4,7 @@ The standard ``OTEL_*`` variables apply as they do for the OpenTelemetry SDK its
 ``OTEL_EXPORTER_OTLP_ENDPOINT`` / ``_HEADERS`` / ``_PROTOCOL`` (and their per-signal forms),
 ``OTEL_SERVICE_NAME``, ``OTEL_RESOURCE_ATTRIBUTES``, ``OTEL_TRACES_SAMPLER`` / ``_ARG``,
 ``OTEL_METRIC_EXPORT_INTERVAL``. Arguments given to :func:`configure` win over the environment.
+``OTEL_ML_EXPORTER`` = ``otlp`` (default), ``console`` (print to stdout) or ``none``.
 
 When a provider of a signal is already installed (``opentelemetry-instrument``, the user's own
 setup) it is reused, never replaced: otel_ml then only adds what it needs on top (its metric
@@ -113,7 +114,10 @@ def configure(
         raise ValueError(f"protocol must be one of {_PROTOCOLS}, got {protocol!r}")
     if export_interval_ms is not None and (not isinstance(export_interval_ms, int) or export_interval_ms <= 0):
         raise ValueError(f"export_interval_ms must be a positive int, got {export_interval_ms!r}")
-    otlp = not console and os.environ.get("OTEL_ML_EXPORTER", "otlp") != "none"
+    # OTEL_ML_EXPORTER=otlp (default) | console | none: where to send without touching code.
+    exporter_env = os.environ.get("OTEL_ML_EXPORTER", "otlp").strip().lower()
+    console = console or exporter_env == "console"
+    otlp = not console and exporter_env != "none"
 
     with _lock:
         resource = _resource(service_name, service_version, deployment_environment, resource_attributes)
