@@ -23,7 +23,8 @@ ERROR_TYPE: Final = "error.type"
 # --- classic inference ----------------------------------------------------------------
 INFERENCE_DURATION: Final = "ml.inference.duration"  # s; ml_inference_duration_seconds
 INFERENCE_BATCH_SIZE: Final = "ml.inference.batch.size"  # {row}; ml_inference_batch_size
-PREDICTION_CONFIDENCE: Final = "ml.prediction.confidence"  # 1; ml_prediction_confidence (histograms get no _ratio suffix, gauges do)
+# 1; ml_prediction_confidence (the _ratio suffix for unit 1 applies to gauges, not histograms)
+PREDICTION_CONFIDENCE: Final = "ml.prediction.confidence"
 PREDICTIONS: Final = "ml.predictions"  # {prediction}; ml_predictions_total
 PREDICTION_CLASS: Final = "ml.prediction.class"
 
