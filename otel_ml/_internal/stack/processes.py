@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from otel_ml._internal.stack.components import Component
-from otel_ml._internal.stack.logtail import tail
+from otel_ml._internal.stack.logtail import RUN_MARKER, tail
 from otel_ml._internal.stack.paths import StackPaths
 
 
@@ -63,7 +63,7 @@ def start(paths: StackPaths, c: Component) -> int:
         c.data_dir.mkdir(parents=True, exist_ok=True)
     log = _log_file(paths, c)
     with log.open("a") as out:
-        out.write(f"--- {time.strftime('%Y-%m-%dT%H:%M:%S')} starting: {' '.join(c.argv)}\n")
+        out.write(f"{RUN_MARKER}{time.strftime('%Y-%m-%dT%H:%M:%S')} starting: {' '.join(c.argv)}\n")
         out.flush()
         proc = subprocess.Popen(
             list(c.argv), cwd=paths.root, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
