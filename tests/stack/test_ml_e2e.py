@@ -28,7 +28,7 @@ from tests.stack.backends import Backends, poll
 
 pytestmark = pytest.mark.e2e
 
-N_PREDICT = 40
+N_PREDICT = 120  # above the drift tracker's min_samples (100), so drift scores are exported
 N_LABELLED = 30
 N_GENERATE = 5
 
