@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry.trace import Status, StatusCode
 
 from otel_ml._internal import instruments, names, selftelemetry
 from otel_ml._internal.logs import CURRENT_MODEL
@@ -87,16 +87,11 @@ class Generation:
     def start(self) -> None:
         try:
             m = self._monitor
-            tracer = m._resolve_tracer()
-            parent = trace.get_current_span().get_span_context()
-            if not (m._skip_unsampled_children and parent.is_valid and not parent.trace_flags.sampled):
-                name = f"{self._attrs[names.GENAI_OPERATION_NAME]} {self._attrs[names.GENAI_REQUEST_MODEL]}"
-                span_attrs = {**self._attrs, names.MODEL_TASK: m.task}
-                self._span = tracer.start_span(name, kind=SpanKind.INTERNAL, attributes=span_attrs,
-                                               record_exception=False, set_status_on_exception=False)
-                if self._attach:
-                    self._token = otel_context.attach(trace.set_span_in_context(self._span))
+            name = f"{self._attrs[names.GENAI_OPERATION_NAME]} {self._attrs[names.GENAI_REQUEST_MODEL]}"
+            self._span = m._start_span(name, {**self._attrs, names.MODEL_TASK: m.task})
             if self._attach:
+                if self._span is not None:
+                    self._token = otel_context.attach(trace.set_span_in_context(self._span))
                 self._model_token = CURRENT_MODEL.set(m._span_attributes)
         except Exception as exc:
             selftelemetry.dropped("span_start_error", "traces", detail=exc)
@@ -136,13 +131,9 @@ class Generation:
             self._record(exc)
         except Exception as err:
             selftelemetry.dropped("internal_error", "metrics", detail=err)
-        try:
-            if self._model_token is not None:
-                CURRENT_MODEL.reset(self._model_token)
-            if self._token is not None:
-                otel_context.detach(self._token)
-        except Exception as err:
-            selftelemetry.dropped("context_error", "traces", detail=err)
+        from otel_ml._internal.monitor import restore_context
+
+        restore_context(self._model_token, self._token)
 
     # -- recording
     def _record(self, exc: BaseException | None) -> None:

@@ -213,6 +213,23 @@ class ModelMonitor:
             self._start_attributes = None if _ignores_attributes(sampler) else self._span_attributes
         return self._tracer
 
+    def _start_span(self, name: str, attributes: Mapping[str, Any] | None,
+                    trusted: Mapping[str, Any] | None = None) -> Any:
+        """A span under the current one, or None where a parent-based sampler would drop it.
+
+        ``trusted`` attributes are added after the start without re-validation
+        (see :func:`set_trusted_attributes`).
+        """
+        tracer = self._resolve_tracer()
+        parent = trace.get_current_span().get_span_context()
+        if self._skip_unsampled_children and parent.is_valid and not parent.trace_flags.sampled:
+            return None
+        span = tracer.start_span(name, kind=SpanKind.INTERNAL, attributes=attributes,
+                                 record_exception=False, set_status_on_exception=False)
+        if trusted and span.is_recording():
+            set_trusted_attributes(span, dict(trusted))
+        return span
+
     @property
     def metric_source(self) -> MetricSource:
         return self._source
@@ -495,6 +512,17 @@ class ModelMonitor:
         return f"ModelMonitor(name={self.name!r}, version={self.version!r}, task={self.task!r})"
 
 
+def restore_context(model_token: Any, ctx_token: Any) -> None:
+    """Undo what entering an inference or a generation set in the context (never raises)."""
+    try:
+        if model_token is not None:
+            CURRENT_MODEL.reset(model_token)
+        if ctx_token is not None:
+            otel_context.detach(ctx_token)
+    except Exception as err:
+        selftelemetry.dropped("context_error", "traces", detail=err)
+
+
 def _ignores_attributes(sampler: Sampler | None) -> bool:
     """True for the SDK's built-in samplers, whose decisions never depend on span attributes."""
     if isinstance(sampler, (StaticSampler, TraceIdRatioBased)):
@@ -597,18 +625,9 @@ class Inference:
     def __enter__(self) -> Inference:
         m = self._monitor
         try:
-            tracer = m._resolve_tracer()
-            parent = trace.get_current_span().get_span_context()
-            if not (m._skip_unsampled_children and parent.is_valid and not parent.trace_flags.sampled):
-                span = tracer.start_span(
-                    m._span_name,
-                    kind=SpanKind.INTERNAL,
-                    attributes=m._start_attributes,
-                    record_exception=False,
-                    set_status_on_exception=False,
-                )
-                if m._start_attributes is None and span.is_recording():
-                    set_trusted_attributes(span, m._span_attributes)
+            start = m._start_attributes
+            span = m._start_span(m._span_name, start, m._span_attributes if start is None else None)
+            if span is not None:
                 self._span = span
                 self._ctx_token = otel_context.attach(trace.set_span_in_context(span))
             self._model_token = CURRENT_MODEL.set(m._span_attributes)
@@ -623,13 +642,7 @@ class Inference:
             m._finish(self, exc_type, exc)
         except Exception as err:
             selftelemetry.dropped("internal_error", "metrics", detail=err)
-        try:
-            if self._model_token is not None:
-                CURRENT_MODEL.reset(self._model_token)
-            if self._ctx_token is not None:
-                otel_context.detach(self._ctx_token)
-        except Exception as err:
-            selftelemetry.dropped("context_error", "traces", detail=err)
+        restore_context(self._model_token, self._ctx_token)
         drift = m._drift
         if drift is not None:
             if self._features is not None:
