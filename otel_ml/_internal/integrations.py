@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from opentelemetry.metrics import MeterProvider
+from opentelemetry.sdk.metrics import MeterProvider as SdkMeterProvider
 
+from otel_ml._internal.labels import label_of
 from otel_ml._internal.version import __version__
 
 if TYPE_CHECKING:
@@ -34,8 +35,6 @@ def make_outcome_tracker(monitor: ModelMonitor, ttl_s: float, max_pending: int) 
     from otel_ml._internal.quality import OutcomeTracker
 
     task = "regression" if monitor.task == "regression" else "classification"
-    from otel_ml._internal.labels import label_of
-
     # Class labels travel as strings (see labels.py), so the positive one must too.
     positive = 1 if monitor.positive_class is None else monitor.positive_class
     tracker = OutcomeTracker(task=task, max_pending=max_pending, ttl_s=ttl_s,
@@ -44,15 +43,15 @@ def make_outcome_tracker(monitor: ModelMonitor, ttl_s: float, max_pending: int) 
     return tracker
 
 
-def on_meter_provider(monitor: ModelMonitor, provider: MeterProvider) -> None:
-    monitor.__dict__["_otel_ml_meter_provider"] = provider
-    for tracker in (monitor.__dict__.get("_drift"), monitor.__dict__.get("_outcomes")):
+def on_meter_provider(monitor: ModelMonitor, provider: SdkMeterProvider) -> None:
+    monitor._sdk_meter_provider = provider
+    for tracker in (monitor._drift, monitor._outcomes):
         if tracker is not None:
             _register(monitor, tracker)
 
 
 def _register(monitor: ModelMonitor, tracker: Any) -> None:
-    provider = monitor.__dict__.get("_otel_ml_meter_provider")
+    provider = monitor._sdk_meter_provider
     if provider is None or getattr(tracker, "_otel_ml_registered", False):
         return
     meter = provider.get_meter(_METER_SCOPE, __version__)

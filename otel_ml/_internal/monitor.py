@@ -27,7 +27,7 @@ from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased, Sampler, S
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from otel_ml._internal import instruments, names, selftelemetry
-from otel_ml._internal.labels import BoundedLabels
+from otel_ml._internal.labels import BoundedLabels, label_of
 from otel_ml._internal.logs import CURRENT_MODEL
 from otel_ml._internal.producer import MetricSource, producer_for
 from otel_ml._internal.version import __version__
@@ -121,8 +121,6 @@ class ModelMonitor:
         if classes is not None:
             if isinstance(classes, (str, bytes)):
                 raise TypeError("classes must be an iterable of labels, not a single string")
-            from otel_ml._internal.labels import label_of
-
             labels = [label_of(c) for c in classes]
             if any(label is None for label in labels):
                 raise ValueError("classes must be str, int or bool labels")
@@ -164,11 +162,13 @@ class ModelMonitor:
         # re-validation right after the span starts (see set_trusted_attributes).
         self._start_attributes: dict[str, str] | None = self._span_attributes
         self._meter_provider = meter_provider
+        self._sdk_meter_provider: SdkMeterProvider | None = None  # once attached
         self._attached = False
         self._next_attach_try = 0.0
+        self._drift: Any = None
+        self._outcomes: Any = None
         self._try_attach()
 
-        self._drift: Any = None
         self._drift_on_predictions = False
         if reference is not None:
             from otel_ml._internal.integrations import make_drift_tracker
@@ -177,7 +177,6 @@ class ModelMonitor:
             # Prediction drift compares what record() gets - confidence, or class labels - with
             # the profile's `predictions`; build the profile from the same quantity.
             self._drift_on_predictions = getattr(self._drift, "_predictions", None) is not None
-        self._outcomes: Any = None
         self._outcome_args = (outcome_ttl_s, max_pending_outcomes)
         self.positive_class = positive_class
 
@@ -438,8 +437,6 @@ class ModelMonitor:
                 return
             extra: dict[str, Any] = dict(self.attributes)
             if prediction is not None:
-                from otel_ml._internal.labels import label_of
-
                 label = label_of(prediction)
                 if label is not None:
                     extra[names.PREDICTION_CLASS] = label
@@ -486,8 +483,6 @@ class ModelMonitor:
         # Predicted classes are kept as label strings (labels.py); labels must match them.
         if self.task == "regression" or actual is None:
             return actual
-        from otel_ml._internal.labels import label_of
-
         label = label_of(actual)
         return actual if label is None else label
 
@@ -604,9 +599,8 @@ class Inference:
 
     def __init__(self, monitor: ModelMonitor, batch_size: int | None, features: Any, prediction_id: Any) -> None:
         self._monitor = monitor
-        self._batch_size = batch_size if type(batch_size) is int and batch_size >= 0 else None
-        if batch_size is not None and self._batch_size is None:
-            self._batch_size = _as_batch_size(batch_size)
+        self._batch_size = batch_size if batch_size is None or (type(batch_size) is int and batch_size >= 0) \
+            else _as_batch_size(batch_size)
         self._features = features
         self._prediction_id = None if prediction_id is None else str(prediction_id)[:128]
         self._single_label: str | None = None

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator
 
 _logger = logging.getLogger("otel_ml")
 
@@ -61,11 +60,6 @@ def snapshot() -> dict[tuple[str, str], int]:
     """Cumulative drop counts by (reason, signal) since start (or the last :func:`reset`)."""
     with _lock:
         return dict(_counts)
-
-
-def iter_counts() -> Iterator[tuple[str, str, int]]:
-    for (reason, signal), n in snapshot().items():
-        yield reason, signal, n
 
 
 def reset() -> None:

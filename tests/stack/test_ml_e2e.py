@@ -13,7 +13,6 @@ import os
 import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 import uuid
@@ -23,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sklearn.datasets import load_breast_cancer
 
 from tests.stack.backends import Backends, poll
 
@@ -31,6 +31,7 @@ pytestmark = pytest.mark.e2e
 N_PREDICT = 120  # above the drift tracker's min_samples (100), so drift scores are exported
 N_LABELLED = 30
 N_GENERATE = 5
+_DATA = load_breast_cancer()  # bundled with scikit-learn; loaded once for the whole module
 
 
 @dataclass
@@ -84,17 +85,13 @@ def run(backends: Backends, repo: Path, tmp_path_factory: pytest.TempPathFactory
 
         poll(healthy, "example service /healthz", timeout=120, interval=0.5)
         r = Run(version, service, url)
-        sys.path.insert(0, str(repo))
-        from sklearn.datasets import load_breast_cancer
-
-        rows = load_breast_cancer().data
-        targets = load_breast_cancer().target_names
+        rows = _DATA.data
         for i in range(N_PREDICT):
             status, body = _post(f"{url}/predict", {"features": [float(v) for v in rows[i]], "id": f"{version}-{i}"})
             assert status == 200, body
             r.predictions.append(json.loads(body))
         for i in range(N_LABELLED):
-            actual = str(targets[load_breast_cancer().target[i]])
+            actual = _actual(i)
             assert _post(f"{url}/outcome", {"id": f"{version}-{i}", "actual": actual})[0] == 200
         status, _ = _post(f"{url}/predict", {"features": [1.0, 2.0]})  # wrong length: rejected, no inference
         assert status == 422
@@ -149,10 +146,7 @@ def test_outcomes_and_quality_reach_prometheus(backends: Backends, run: Run) -> 
 
 
 def _actual(i: int) -> str:
-    from sklearn.datasets import load_breast_cancer
-
-    d = load_breast_cancer()
-    return str(d.target_names[d.target[i]])
+    return str(_DATA.target_names[_DATA.target[i]])
 
 
 def test_drift_and_bin_counts_reach_prometheus(backends: Backends, run: Run) -> None:
@@ -214,4 +208,3 @@ def test_genai_metrics_reach_prometheus(backends: Backends, run: Run) -> None:
     tokens = backends.wait_prom(
         f'sum(gen_ai_client_token_usage_sum{{{sel},gen_ai_token_type="output"}})')
     assert _value(tokens) == N_GENERATE * 8
-    time.sleep(0)  # keeps flake8-style linters from flagging an unused import on some versions
