@@ -1,9 +1,18 @@
-"""The pre-aggregated instruments of one model: names, units, descriptions and buckets."""
+"""The pre-aggregated instruments of one model: names, units, descriptions, buckets and scopes.
+
+Instrumentation scopes say what they hold: ``otel_ml.inference`` (classic inference),
+``otel_ml.genai`` (GenAI semantic-convention metrics), ``otel_ml.self`` (what otel_ml dropped);
+the observable drift and quality instruments live in ``otel_ml.drift`` and ``otel_ml.quality``
+(``wiring.py``). Prometheus shows the scope as the ``otel_scope_name`` label.
+"""
 
 from __future__ import annotations
 
 from otel_ml._internal import names
 from otel_ml._internal.producer import InstrumentSpec
+
+INFERENCE_SCOPE = "otel_ml.inference"
+GENAI_SCOPE = "otel_ml.genai"
 
 # Inference latency: 1 ms .. 30 s, dense where online models live (5-500 ms).
 DURATION_BUCKETS = (
@@ -29,24 +38,24 @@ GENAI_TOKEN_BUCKETS = (
 
 def inference_duration(buckets: tuple[float, ...] = DURATION_BUCKETS) -> InstrumentSpec:
     return InstrumentSpec(names.INFERENCE_DURATION, "s", "Duration of one model inference call.",
-                          "histogram", buckets)
+                          "histogram", buckets, INFERENCE_SCOPE)
 
 
 BATCH_SIZE = InstrumentSpec(names.INFERENCE_BATCH_SIZE, "{row}", "Rows scored per inference call.",
-                            "histogram", BATCH_BUCKETS)
+                            "histogram", BATCH_BUCKETS, INFERENCE_SCOPE)
 CONFIDENCE = InstrumentSpec(names.PREDICTION_CONFIDENCE, "1",
                             "Confidence (top-class probability or score) of each prediction.",
-                            "histogram", CONFIDENCE_BUCKETS)
+                            "histogram", CONFIDENCE_BUCKETS, INFERENCE_SCOPE)
 PREDICTIONS = InstrumentSpec(names.PREDICTIONS, "{prediction}", "Predictions made, by predicted class.",
-                             "counter")
+                             "counter", (), INFERENCE_SCOPE)
 
 GENAI_DURATION = InstrumentSpec(names.GENAI_REQUEST_DURATION, "s",
                                 "Generative AI server request duration such as time-to-last byte or last "
-                                "output token.", "histogram", GENAI_DURATION_BUCKETS)
+                                "output token.", "histogram", GENAI_DURATION_BUCKETS, GENAI_SCOPE)
 GENAI_TTFT = InstrumentSpec(names.GENAI_TTFT, "s", "Time to generate first token for successful responses.",
-                            "histogram", GENAI_TTFT_BUCKETS)
+                            "histogram", GENAI_TTFT_BUCKETS, GENAI_SCOPE)
 GENAI_TPOT = InstrumentSpec(names.GENAI_TPOT, "s",
                             "Time per output token generated after the first token for successful responses.",
-                            "histogram", GENAI_TPOT_BUCKETS)
+                            "histogram", GENAI_TPOT_BUCKETS, GENAI_SCOPE)
 GENAI_TOKENS = InstrumentSpec(names.GENAI_TOKEN_USAGE, "{token}", "Number of input and output tokens used.",
-                              "histogram", GENAI_TOKEN_BUCKETS)
+                              "histogram", GENAI_TOKEN_BUCKETS, GENAI_SCOPE)

@@ -44,7 +44,9 @@ class BoundedLabels:
     (later ones are counted with reason ``label_cardinality_cap``).
     """
 
-    def __init__(self, limit: int, allowed: frozenset[str] | None = None) -> None:
+    def __init__(self, limit: int, allowed: frozenset[str] | None = None,
+                 registry: selftelemetry.SelfTelemetry | None = None) -> None:
+        self._registry = registry or selftelemetry.DEFAULT
         self._limit = limit
         self._allowed = allowed
         # raw value -> (label, reason it went to ``other`` or None); bounded.
@@ -63,13 +65,13 @@ class BoundedLabels:
                 return None
         label, reason = hit
         if reason is not None:
-            selftelemetry.dropped(reason, "metrics", detail=value)
+            self._registry.dropped(reason, "metrics", detail=value)
         return label
 
     def _resolve(self, value: Any) -> tuple[str, str | None] | None:
         label = label_of(value)
         if label is None:
-            selftelemetry.dropped("invalid_class_label", "metrics", detail=type(value).__name__)
+            self._registry.dropped("invalid_class_label", "metrics", detail=type(value).__name__)
             return None
         reason: str | None = None
         with self._lock:

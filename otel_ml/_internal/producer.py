@@ -9,13 +9,16 @@ collects.
 
 How the data reaches the SDK: the OpenTelemetry specification's *MetricProducer* is "a bridge for
 pre-aggregated metrics into a MetricReader". The Python SDK has no public MetricProducer yet, so
-:class:`Producer` plays that role by wrapping each reader's collect callback: the reader first
-collects the SDK's own instruments, then this module appends its ``ScopeMetrics`` to the same
-``MetricsData``. Every reader of the provider - periodic OTLP export, a Prometheus pull reader, an
-``InMemoryMetricReader`` in tests - therefore sees otel_ml metrics, with the reader's preferred
-temporality (cumulative or delta), and nothing is replaced. If the SDK internals this relies on
-are missing, the hook is skipped, counted in ``otel_ml.dropped`` (reason ``sdk_incompatible``) and
-logged once; inference keeps working.
+:class:`Producer` plays that role through :func:`otel_ml._internal.sdk_seam.hook_provider`: every
+reader of the provider - periodic OTLP export, a Prometheus pull reader, an
+``InMemoryMetricReader`` in tests, one added later - first collects the SDK's own instruments,
+then this module appends its ``ScopeMetrics`` to the same ``MetricsData``, with the reader's
+preferred temporality (cumulative or delta). If the SDK internals this relies on are missing,
+nothing is hooked, ``sdk_incompatible`` is counted and logged once; inference keeps working.
+
+Any number of sources (one per live monitor, plus otel_ml's self-telemetry) feed one producer
+per provider. Two sources with identical attribute sets (a monitor re-created before the old one
+was closed) are merged into one point, so a reader never sees duplicate series.
 
 Trade-off, documented for users: SDK Views do not apply to these pre-aggregated streams (bucket
 boundaries are chosen per instrument here, e.g. the GenAI semconv advisory boundaries).
@@ -28,15 +31,11 @@ import threading
 import time
 import weakref
 from bisect import bisect_left
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from opentelemetry.sdk.metrics import MeterProvider
-
-# A reader's preferred temporality is keyed by the SDK's internal instrument classes.
-from opentelemetry.sdk.metrics._internal.instrument import _Counter as _SdkCounter
-from opentelemetry.sdk.metrics._internal.instrument import _Histogram as _SdkHistogram
+from opentelemetry.sdk.metrics import Exemplar, MeterProvider
 from opentelemetry.sdk.metrics.export import (
     AggregationTemporality,
     Histogram,
@@ -51,29 +50,23 @@ from opentelemetry.sdk.metrics.export import (
 )
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
-from otel_ml._internal import names, selftelemetry
+from otel_ml._internal import names, sdk_seam, selftelemetry
 from otel_ml._internal.version import __version__
 
 Attributes = Mapping[str, Any]
 AttrKey = tuple[tuple[str, Any], ...]
 
-try:  # the SDK's exemplar type; present since exemplars landed (1.26)
-    from opentelemetry.sdk.metrics._internal.exemplar import Exemplar as _Exemplar
-except ImportError:  # pragma: no cover - exercised only on SDKs we do not support
-    _Exemplar = None  # type: ignore[assignment,misc]
-
-SCOPE = InstrumentationScope("otel_ml", __version__)
-
 
 @dataclass(frozen=True)
 class InstrumentSpec:
-    """What one pre-aggregated metric stream is called and how it is bucketed."""
+    """What one pre-aggregated metric stream is called, how it is bucketed, and its scope."""
 
     name: str
     unit: str
     description: str
     kind: str  # "histogram" | "counter"
     bounds: tuple[float, ...] = ()
+    scope: str = "otel_ml.inference"
 
 
 class HistogramSeries:
@@ -123,16 +116,6 @@ class HistogramSeries:
         if vmax > self.max:
             self.max = vmax
 
-    def snapshot(self) -> tuple[int, float, list[int], float, float, list[tuple[float, int, int, int]]]:
-        return (
-            self.count,
-            self.sum,
-            list(self.counts),
-            self.min,
-            self.max,
-            [e for e in self.exemplars if e is not None],
-        )
-
 
 class CounterSeries:
     """Monotonic sum for one attribute set; callers hold the source's lock."""
@@ -147,6 +130,28 @@ class CounterSeries:
 Series = HistogramSeries | CounterSeries
 
 
+@dataclass
+class _HistPoint:
+    """A histogram snapshot taken under a source's lock; merged across sources by attributes."""
+
+    count: int
+    total: float
+    counts: list[int]
+    vmin: float
+    vmax: float
+    exemplars: list[tuple[float, int, int, int]]
+    start: int
+
+    def add(self, other: _HistPoint) -> None:
+        self.count += other.count
+        self.total += other.total
+        self.counts = [a + b for a, b in zip(self.counts, other.counts, strict=True)]
+        self.vmin = min(self.vmin, other.vmin)
+        self.vmax = max(self.vmax, other.vmax)
+        self.exemplars += other.exemplars
+        self.start = min(self.start, other.start)
+
+
 class MetricSource:
     """A set of pre-aggregated streams (one per model monitor, plus otel_ml's own).
 
@@ -154,12 +159,14 @@ class MetricSource:
     updates all its series inside, instead of one lock per instrument call.
     """
 
-    def __init__(self, max_series_per_instrument: int = 2000) -> None:
+    def __init__(self, max_series_per_instrument: int = 2000,
+                 registry: selftelemetry.SelfTelemetry | None = None) -> None:
         self.lock = threading.Lock()
         self.start_time_ns = time.time_ns()
         self._max_series = max_series_per_instrument
         self._streams: dict[InstrumentSpec, dict[AttrKey, Series]] = {}
         self._callbacks: list[Callable[[MetricSource], None]] = []
+        self._selftelemetry = registry or selftelemetry.DEFAULT
         _SOURCES_FOR_FORK.add(self)
 
     def series(self, spec: InstrumentSpec, attributes: Attributes) -> Any:
@@ -176,7 +183,7 @@ class MetricSource:
         if found is not None:
             return found
         if len(streams) >= self._max_series:
-            selftelemetry.dropped("cardinality_cap", "metrics", detail=spec.name)
+            self._selftelemetry.dropped("cardinality_cap", "metrics", detail=spec.name)
             attributes = {"otel.metric.overflow": True}
             key = (("otel.metric.overflow", True),)
             found = streams.get(key)
@@ -192,22 +199,26 @@ class MetricSource:
         """Run ``callback(self)`` before each collection (without the lock held)."""
         self._callbacks.append(callback)
 
-    def snapshot(self) -> list[tuple[InstrumentSpec, list[tuple[dict[str, Any], Any]]]]:
+    def snapshot(self) -> list[tuple[InstrumentSpec, list[tuple[dict[str, Any], AttrKey, Any]]]]:
+        """Every non-empty series as (spec, [(attributes, key, histogram point or counter value)])."""
         for callback in list(self._callbacks):
             try:
                 callback(self)
             except Exception as exc:
-                selftelemetry.dropped("collect_callback_error", "metrics", detail=exc)
-        out: list[tuple[InstrumentSpec, list[tuple[dict[str, Any], Any]]]] = []
+                self._selftelemetry.dropped("collect_callback_error", "metrics", detail=exc)
+        out: list[tuple[InstrumentSpec, list[tuple[dict[str, Any], AttrKey, Any]]]] = []
+        start = self.start_time_ns
         with self.lock:
             for spec, streams in self._streams.items():
-                points: list[tuple[dict[str, Any], Any]] = []
-                for s in streams.values():
+                points: list[tuple[dict[str, Any], AttrKey, Any]] = []
+                for key, s in streams.items():
                     if isinstance(s, HistogramSeries):
                         if s.count:
-                            points.append((s.attributes, s.snapshot()))
+                            points.append((s.attributes, key, _HistPoint(
+                                s.count, s.sum, list(s.counts), s.min, s.max,
+                                [e for e in s.exemplars if e is not None], start)))
                     else:
-                        points.append((s.attributes, s.value))
+                        points.append((s.attributes, key, (s.value, start)))
                 if points:
                     out.append((spec, points))
         return out
@@ -241,150 +252,160 @@ class Producer:
             weakref.WeakKeyDictionary()
         )
         self.hooked = False
+        self._self_source = MetricSource()
+        self._self_source.on_collect(self._refresh_dropped)
+        self._sources.add(self._self_source)
+
+    @property
+    def registry(self) -> selftelemetry.SelfTelemetry:
+        return selftelemetry.for_provider(self._provider_ref())
 
     def add(self, source: MetricSource) -> None:
         with self._lock:
             self._sources.add(source)
 
-    def hook_readers(self) -> bool:
-        """Wrap the collect callback of every reader of the provider; True if all are hooked."""
+    def remove(self, source: MetricSource) -> None:
+        with self._lock:
+            self._sources.discard(source)
+
+    def hook(self) -> bool:
+        """Bridge into every reader of the provider (now and later); True once hooked."""
         provider = self._provider_ref()
         if provider is None:
             return False
-        try:
-            consumer = provider._measurement_consumer
-            readers = list(consumer._reader_storages.keys())
-        except AttributeError as exc:
-            selftelemetry.dropped("sdk_incompatible", "metrics", detail=exc)
-            return False
-        ok = True
-        for reader in readers:
-            ok = _hook(reader, self) and ok
-        self.hooked = ok
-        return ok
+        if not self.hooked:
+            self.hooked = sdk_seam.hook_provider(provider, self.merge)
+            if not self.hooked:
+                registry = self.registry
+                registry.dropped("sdk_incompatible", "metrics", detail=sdk_seam.probe().problem or None)
+                registry.log_once("sdk_incompatible:explained", "otel_ml: opentelemetry-sdk %s lacks what otel_ml's "
+                                  "metric bridge needs (%s); ml.* inference metrics are not exported",
+                                  sdk_seam.SDK_VERSION, sdk_seam.probe().problem)
+        return self.hooked
 
     def merge(self, reader: MetricReader, data: MetricsData | None) -> MetricsData | None:
-        metrics = self.produce(reader)
-        if not metrics:
+        """Append otel_ml's metrics to what the SDK collected for ``reader`` (never raises)."""
+        try:
+            scope_metrics = self.produce(reader)
+        except Exception as exc:
+            self.registry.dropped(selftelemetry.INTERNAL_ERROR, "metrics", detail=exc)
             return data
-        scope_metrics = ScopeMetrics(scope=SCOPE, metrics=metrics, schema_url="")
+        if not scope_metrics:
+            return data
         if data is not None and data.resource_metrics:
             first = data.resource_metrics[0]
             merged_first = ResourceMetrics(
                 resource=first.resource,
-                scope_metrics=[*first.scope_metrics, scope_metrics],
+                scope_metrics=[*first.scope_metrics, *scope_metrics],
                 schema_url=first.schema_url,
             )
             return MetricsData(resource_metrics=[merged_first, *data.resource_metrics[1:]])
         provider = self._provider_ref()
         if provider is None:
             return data
-        resource = provider._sdk_config.resource
-        return MetricsData(
-            resource_metrics=[ResourceMetrics(resource=resource, scope_metrics=[scope_metrics], schema_url="")]
-        )
+        return MetricsData(resource_metrics=[ResourceMetrics(
+            resource=sdk_seam.resource_of(provider), scope_metrics=scope_metrics, schema_url="")])
 
-    def produce(self, reader: MetricReader) -> list[Metric]:
+    def produce(self, reader: MetricReader) -> list[ScopeMetrics]:
         now = time.time_ns()
-        temporality_of = getattr(reader, "_instrument_class_temporality", {})
-        hist_temp = temporality_of.get(_SdkHistogram, AggregationTemporality.CUMULATIVE)
-        sum_temp = temporality_of.get(_SdkCounter, AggregationTemporality.CUMULATIVE)
-        grouped: dict[InstrumentSpec, list[Any]] = {}
+        hist_temp, sum_temp = sdk_seam.temporalities(reader)
         with self._lock:
             sources = list(self._sources)
             delta_prev = self._delta_state.setdefault(reader, {})
+        # spec -> attribute key -> merged point (identical attribute sets from two sources add up)
+        grouped: dict[InstrumentSpec, dict[AttrKey, tuple[dict[str, Any], Any]]] = {}
         for source in sources:
             for spec, points in source.snapshot():
-                bucket = grouped.setdefault(spec, [])
-                for attributes, value in points:
-                    bucket.append(
-                        self._point(spec, attributes, value, source.start_time_ns, now, hist_temp, sum_temp,
-                                    delta_prev)
-                    )
-        metrics: list[Metric] = []
-        for spec, data_points in grouped.items():
-            data_points = [p for p in data_points if p is not None]
-            if not data_points:
-                continue
+                bucket = grouped.setdefault(spec, {})
+                for attributes, key, value in points:
+                    seen = bucket.get(key)
+                    if seen is None:
+                        bucket[key] = (attributes, value)
+                    elif spec.kind == "histogram":
+                        seen[1].add(value)
+                    else:
+                        bucket[key] = (attributes, (seen[1][0] + value[0], min(seen[1][1], value[1])))
+        by_scope: dict[str, list[Metric]] = {}
+        for spec, merged in grouped.items():
             data: Histogram | Sum
             if spec.kind == "histogram":
-                data = Histogram(data_points=data_points, aggregation_temporality=hist_temp)
+                hist_points = [p for key, (attributes, value) in merged.items()
+                               if (p := self._hist_point(spec, attributes, key, value, now, hist_temp,
+                                                         delta_prev)) is not None]
+                if not hist_points:
+                    continue
+                data = Histogram(data_points=hist_points, aggregation_temporality=hist_temp)
             else:
-                data = Sum(data_points=data_points, aggregation_temporality=sum_temp, is_monotonic=True)
-            metrics.append(Metric(name=spec.name, description=spec.description, unit=spec.unit, data=data))
-        return metrics
+                sum_points = [self._sum_point(spec, attributes, key, value, now, sum_temp, delta_prev)
+                              for key, (attributes, value) in merged.items()]
+                data = Sum(data_points=sum_points, aggregation_temporality=sum_temp, is_monotonic=True)
+            by_scope.setdefault(spec.scope, []).append(
+                Metric(name=spec.name, description=spec.description, unit=spec.unit, data=data))
+        return [ScopeMetrics(scope=InstrumentationScope(scope, __version__), metrics=metrics, schema_url="")
+                for scope, metrics in by_scope.items()]
 
-    def _point(self, spec: InstrumentSpec, attributes: dict[str, Any], value: Any, start: int, now: int,
-               hist_temp: AggregationTemporality, sum_temp: AggregationTemporality,
-               delta_prev: dict[tuple[str, AttrKey], Any]) -> HistogramDataPoint | NumberDataPoint | None:
-        key = (spec.name, tuple(sorted(attributes.items())))
-        if spec.kind == "histogram":
-            count, total, counts, vmin, vmax, exemplars = value
-            point_start = start
-            if hist_temp == AggregationTemporality.DELTA:
-                prev = delta_prev.get(key)
-                delta_prev[key] = (count, total, counts, now)
-                if prev is not None:
-                    pcount, ptotal, pcounts, pstart = prev
-                    count, total = count - pcount, total - ptotal
-                    counts = [a - b for a, b in zip(counts, pcounts, strict=True)]
-                    point_start = pstart
-                if count == 0:
-                    return None
-            return HistogramDataPoint(
-                attributes=attributes,
-                start_time_unix_nano=point_start,
-                time_unix_nano=now,
-                count=count,
-                sum=total,
-                bucket_counts=counts,
-                explicit_bounds=list(spec.bounds),
-                # Under delta temporality min/max stay cumulative (documented): the pre-aggregated
-                # series do not reset per reader.
-                min=vmin,
-                max=vmax,
-                exemplars=_exemplars(exemplars),
-            )
-        point_start = start
-        if sum_temp == AggregationTemporality.DELTA:
-            prev = delta_prev.get(key)
-            delta_prev[key] = (value, now)
-            if prev is not None:
-                value, point_start = value - prev[0], prev[1]
-        return NumberDataPoint(attributes=attributes, start_time_unix_nano=point_start, time_unix_nano=now,
-                               value=value)
+    @staticmethod
+    def _hist_point(spec: InstrumentSpec, attributes: dict[str, Any], key: AttrKey, h: _HistPoint, now: int,
+                    temporality: AggregationTemporality,
+                    delta_prev: dict[tuple[str, AttrKey], Any]) -> HistogramDataPoint | None:
+        state_key = (spec.name, key)
+        count, total, counts, start = h.count, h.total, h.counts, h.start
+        if temporality == AggregationTemporality.DELTA:
+            prev = delta_prev.get(state_key)
+            delta_prev[state_key] = (count, total, counts, now)
+            # A source that went away (a closed monitor) can make a stream shrink: that is a
+            # reset, reported from zero rather than as a negative delta.
+            if prev is not None and prev[0] <= count:
+                pcount, ptotal, pcounts, pstart = prev
+                count, total = count - pcount, total - ptotal
+                counts = [a - b for a, b in zip(counts, pcounts, strict=True)]
+                start = pstart
+            if count == 0:
+                return None
+        return HistogramDataPoint(
+            attributes=attributes,
+            start_time_unix_nano=start,
+            time_unix_nano=now,
+            count=count,
+            sum=total,
+            bucket_counts=counts,
+            explicit_bounds=list(spec.bounds),
+            # Under delta temporality min/max stay cumulative (documented): the pre-aggregated
+            # series do not reset per reader.
+            min=h.vmin,
+            max=h.vmax,
+            exemplars=[Exemplar(filtered_attributes=None, value=v, time_unix_nano=t, span_id=sid,
+                                trace_id=tid) for v, t, tid, sid in h.exemplars],
+        )
+
+    @staticmethod
+    def _sum_point(spec: InstrumentSpec, attributes: dict[str, Any], key: AttrKey, value: tuple[float, int],
+                   now: int, temporality: AggregationTemporality,
+                   delta_prev: dict[tuple[str, AttrKey], Any]) -> NumberDataPoint:
+        state_key = (spec.name, key)
+        total_value, start = value
+        if temporality == AggregationTemporality.DELTA:
+            prev = delta_prev.get(state_key)
+            delta_prev[state_key] = (total_value, now)
+            if prev is not None and prev[0] <= total_value:
+                total_value, start = total_value - prev[0], prev[1]
+        return NumberDataPoint(attributes=attributes, start_time_unix_nano=start, time_unix_nano=now,
+                               value=total_value)
+
+    def _refresh_dropped(self, source: MetricSource) -> None:
+        counts = self.registry.snapshot()
+        with source.lock:
+            for (reason, signal), n in counts.items():
+                source.series(DROPPED_SPEC, {names.REASON: reason, names.SIGNAL: signal}).value = n
 
 
-def _exemplars(raw: Iterable[tuple[float, int, int, int]]) -> list[Any]:
-    if _Exemplar is None:
-        return []
-    return [
-        _Exemplar(filtered_attributes=None, value=v, time_unix_nano=t, span_id=sid, trace_id=tid)
-        for v, t, tid, sid in raw
-    ]
-
-
-def _hook(reader: MetricReader, producer: Producer) -> bool:
-    if getattr(reader, "_otel_ml_producer", None) is producer:
-        return True
-    original = getattr(reader, "_collect", None)
-    setter = getattr(reader, "_set_collect_callback", None)
-    if original is None or setter is None:
-        selftelemetry.dropped("sdk_incompatible", "metrics", detail=type(reader).__name__)
-        return False
-
-    def collect(r: MetricReader, timeout_millis: float = 10_000) -> MetricsData | None:
-        data: MetricsData | None = original(r, timeout_millis=timeout_millis)
-        try:
-            return producer.merge(r, data)
-        except Exception as exc:
-            selftelemetry.dropped("producer_error", "metrics", detail=exc)
-            return data
-
-    setter(collect)
-    reader._otel_ml_producer = producer  # type: ignore[attr-defined]
-    return True
-
+DROPPED_SPEC = InstrumentSpec(
+    name=names.DROPPED,
+    unit="{item}",
+    description="Telemetry otel_ml dropped or could not record, by reason and signal.",
+    kind="counter",
+    scope="otel_ml.self",
+)
 
 _PRODUCERS: weakref.WeakKeyDictionary[MeterProvider, Producer] = weakref.WeakKeyDictionary()
 _PRODUCERS_LOCK = threading.Lock()
@@ -396,27 +417,5 @@ def producer_for(provider: MeterProvider) -> Producer:
         producer = _PRODUCERS.get(provider)
         if producer is None:
             producer = _PRODUCERS[provider] = Producer(provider)
-            producer.add(_SELF_SOURCE)
-    if not producer.hooked:
-        producer.hook_readers()
+    producer.hook()
     return producer
-
-
-# otel_ml's own telemetry (what it dropped), exported beside every model's metrics.
-_SELF_SOURCE = MetricSource()
-_DROPPED_SPEC = InstrumentSpec(
-    name=names.DROPPED,
-    unit="{item}",
-    description="Telemetry otel_ml dropped or could not record, by reason and signal.",
-    kind="counter",
-)
-
-
-def _refresh_dropped(source: MetricSource) -> None:
-    counts = selftelemetry.snapshot()
-    with source.lock:
-        for (reason, signal), n in counts.items():
-            source.series(_DROPPED_SPEC, {names.REASON: reason, names.SIGNAL: signal}).value = n
-
-
-_SELF_SOURCE.on_collect(_refresh_dropped)

@@ -1,69 +1,138 @@
 """What otel_ml dropped or could not do, counted and logged once.
 
 Nothing otel_ml does during inference may raise into the caller. Every place that swallows a
-problem calls :func:`dropped` instead, which increments a process-wide counter (exported as
+problem calls :meth:`SelfTelemetry.dropped` instead, which increments a counter (exported as
 ``otel_ml.dropped`` with ``otel_ml.reason`` and ``otel_ml.signal``) and logs the first
 occurrence of each reason at WARNING, so the problem is visible without flooding the log.
+
+Counters live in a :class:`SelfTelemetry` registry, not in module globals, so that two sets of
+providers in one process - a user's test capture beside another, or beside production - do not
+count into each other (prometheus/client_python's lesson: a fresh registry per test). Each SDK
+``MeterProvider`` exports the registry bound to it (:func:`bind`); one that has none exports
+:data:`DEFAULT`, as does code that runs outside any model (``configure()``, the log handler).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import weakref
 
 _logger = logging.getLogger("otel_ml")
 
 # Reasons are a closed, code-defined set (never data), so the counter's cardinality is bounded.
 _MAX_REASONS = 64
 
-_lock = threading.Lock()
-_counts: dict[tuple[str, str], int] = {}
-_logged: set[str] = set()
+# An internal error is a bug in otel_ml caught before it reached the caller; tests assert none.
+INTERNAL_ERROR = "internal_error"
 
 
-def dropped(reason: str, signal: str = "metrics", n: int = 1, detail: object = None) -> None:
-    """Count ``n`` items dropped for ``reason`` and log the first time ``reason`` happens."""
-    key = (reason, signal)
-    with _lock:
-        if key not in _counts and len(_counts) >= _MAX_REASONS:
-            key = ("other", signal)
-        _counts[key] = _counts.get(key, 0) + n
-        first = reason not in _logged
+class SelfTelemetry:
+    """One registry of drop counts by (reason, signal), with log-once memory."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: dict[tuple[str, str], int] = {}
+        self._logged: set[str] = set()
+
+    def dropped(self, reason: str, signal: str = "metrics", n: int = 1, detail: object = None) -> None:
+        """Count ``n`` items dropped for ``reason`` and log the first time ``reason`` happens."""
+        key = (reason, signal)
+        with self._lock:
+            if key not in self._counts and len(self._counts) >= _MAX_REASONS:
+                key = ("other", signal)
+            self._counts[key] = self._counts.get(key, 0) + n
+            first = reason not in self._logged
+            if first:
+                self._logged.add(reason)
         if first:
-            _logged.add(reason)
-    if first:
+            try:
+                _logger.warning(
+                    "otel_ml dropped %s %s (reason=%s)%s; further drops are counted in otel_ml.dropped",
+                    n,
+                    signal,
+                    reason,
+                    f": {detail!r}"[:300] if detail is not None else "",
+                )
+            except Exception:
+                pass
+
+    def log_once(self, key: str, message: str, *args: object, level: int = logging.WARNING) -> None:
+        """Log ``message`` the first time ``key`` is seen by this registry."""
+        with self._lock:
+            if key in self._logged:
+                return
+            self._logged.add(key)
         try:
-            _logger.warning(
-                "otel_ml dropped %s %s (reason=%s)%s; further drops are counted in otel_ml.dropped",
-                n,
-                signal,
-                reason,
-                f": {detail!r}" if detail is not None else "",
-            )
+            _logger.log(level, message, *args)
         except Exception:
             pass
 
+    def snapshot(self) -> dict[tuple[str, str], int]:
+        """Cumulative drop counts by (reason, signal) since creation (or the last :meth:`reset`)."""
+        with self._lock:
+            return dict(self._counts)
+
+    def count(self, reason: str | None = None, signal: str | None = None) -> int:
+        """Items dropped for ``reason`` (any when None) on ``signal`` (any when None)."""
+        with self._lock:
+            return sum(n for (r, s), n in self._counts.items()
+                       if (reason is None or r == reason) and (signal is None or s == signal))
+
+    def reset(self) -> None:
+        """Forget counts and the log-once memory."""
+        with self._lock:
+            self._counts.clear()
+            self._logged.clear()
+
+    def _after_fork(self) -> None:
+        # A lock held by another thread at fork time would stay locked forever in the child.
+        self._lock = threading.Lock()
+
+
+DEFAULT = SelfTelemetry()
+"""The process's registry: what a provider without a registry of its own exports."""
+
+_BOUND: weakref.WeakKeyDictionary[object, SelfTelemetry] = weakref.WeakKeyDictionary()
+_ALL: weakref.WeakSet[SelfTelemetry] = weakref.WeakSet()
+_ALL.add(DEFAULT)
+_BOUND_LOCK = threading.Lock()
+
+
+def bind(provider: object, registry: SelfTelemetry) -> None:
+    """Make ``registry`` the one that monitors on ``provider`` count into and that it exports."""
+    with _BOUND_LOCK:
+        _BOUND[provider] = registry
+        _ALL.add(registry)
+
+
+def for_provider(provider: object | None) -> SelfTelemetry:
+    """The registry bound to ``provider``, else :data:`DEFAULT`."""
+    if provider is None:
+        return DEFAULT
+    try:
+        return _BOUND.get(provider, DEFAULT)
+    except TypeError:  # a provider that cannot be weakly referenced
+        return DEFAULT
+
+
+def _reinit_after_fork() -> None:
+    for registry in list(_ALL):
+        registry._after_fork()
+
+
+try:
+    import os
+
+    os.register_at_fork(after_in_child=_reinit_after_fork)
+except AttributeError:  # pragma: no cover - platforms without fork
+    pass
+
+
+# Module-level shortcuts for code that runs outside any model (setup, the log handler, CLIs).
+def dropped(reason: str, signal: str = "metrics", n: int = 1, detail: object = None) -> None:
+    DEFAULT.dropped(reason, signal, n, detail)
+
 
 def log_once(key: str, message: str, *args: object, level: int = logging.WARNING) -> None:
-    """Log ``message`` the first time ``key`` is seen in this process."""
-    with _lock:
-        if key in _logged:
-            return
-        _logged.add(key)
-    try:
-        _logger.log(level, message, *args)
-    except Exception:
-        pass
-
-
-def snapshot() -> dict[tuple[str, str], int]:
-    """Cumulative drop counts by (reason, signal) since start (or the last :func:`reset`)."""
-    with _lock:
-        return dict(_counts)
-
-
-def reset() -> None:
-    """Forget counts and the log-once memory (for tests)."""
-    with _lock:
-        _counts.clear()
-        _logged.clear()
+    DEFAULT.log_once(key, message, *args, level=level)

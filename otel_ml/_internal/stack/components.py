@@ -10,6 +10,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from otel_ml._internal import env
 from otel_ml._internal.stack.paths import StackPaths
 
 HOST = "127.0.0.1"
@@ -18,8 +19,8 @@ HOST = "127.0.0.1"
 # kept quickly; collector/config.yaml's own defaults (10 %, 10 s) are for real deployments.
 # Values already in the environment win.
 COLLECTOR_ENV_DEFAULTS = {
-    "OTEL_ML_TRACE_SAMPLE_PERCENT": "100",
-    "OTEL_ML_TAIL_DECISION_WAIT": "2s",
+    env.TRACE_SAMPLE_PERCENT: "100",
+    env.TAIL_DECISION_WAIT: "2s",
 }
 
 

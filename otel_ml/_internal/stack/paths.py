@@ -6,9 +6,10 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from otel_ml._internal import env
 from otel_ml._internal.errors import CLIError
 
-HOME_ENV = "OTEL_ML_HOME"
+HOME_ENV = env.HOME
 # The file that marks a checkout's root: the stack is driven by the configs committed there.
 MARKER = Path("collector") / "manifest.yaml"
 

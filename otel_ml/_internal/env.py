@@ -1,0 +1,54 @@
+"""Every ``OTEL_ML_*`` environment variable otel_ml, its stack and its tests read, in one place.
+
+The standard ``OTEL_*`` variables (endpoint, headers, protocol, service name, resource attributes,
+sampler, export interval) keep their OpenTelemetry meaning and are read by the SDK itself; these
+are otel_ml's own. Arguments given in code always win over the environment.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Final
+
+# --- the package ----------------------------------------------------------------------------
+CAPTURE_CONTENT: Final = "OTEL_ML_CAPTURE_CONTENT"
+"""``true``: raw features and outputs may enter prediction logs (default off; ``capture_content=``)."""
+
+EXPORTER: Final = "OTEL_ML_EXPORTER"
+"""Where ``configure()`` sends telemetry: ``otlp`` (default), ``console`` (stdout) or ``none``."""
+
+# --- the local stack (``otel-ml stack``) ----------------------------------------------------
+HOME: Final = "OTEL_ML_HOME"
+"""The checkout whose configs the stack runs, when the command is not run inside one."""
+
+# Read by collector/config.yaml (``${env:...}``); listed here so every variable has one home.
+COLLECTOR_HOST: Final = "OTEL_ML_COLLECTOR_HOST"
+JAEGER_OTLP_ENDPOINT: Final = "OTEL_ML_JAEGER_OTLP_ENDPOINT"
+LOKI_OTLP_ENDPOINT: Final = "OTEL_ML_LOKI_OTLP_ENDPOINT"
+ENVIRONMENT: Final = "OTEL_ML_ENVIRONMENT"
+TRACE_SAMPLE_PERCENT: Final = "OTEL_ML_TRACE_SAMPLE_PERCENT"
+SLOW_TRACE_MS: Final = "OTEL_ML_SLOW_TRACE_MS"
+TAIL_DECISION_WAIT: Final = "OTEL_ML_TAIL_DECISION_WAIT"
+MEMORY_LIMIT_MIB: Final = "OTEL_ML_MEMORY_LIMIT_MIB"
+
+# --- install and tests (scripts/, tests/) ---------------------------------------------------
+SKIP_STACK_BUILD: Final = "OTEL_ML_SKIP_STACK_BUILD"
+"""``1``: ``scripts/install`` skips building the Go backends."""
+
+REQUIRE_STACK: Final = "OTEL_ML_REQUIRE_STACK"
+"""``1``: stack-dependent tests fail instead of skipping when a backend is missing (CI sets it)."""
+
+TEST_ENDPOINT_PREFIX: Final = "OTEL_ML_TEST_"
+"""``OTEL_ML_TEST_{OTLP_GRPC,OTLP_HTTP,PROMETHEUS,ALERTMANAGER,JAEGER,LOKI}``: backend URLs for tests."""
+
+_TRUE = frozenset({"1", "true", "yes", "on"})
+
+
+def flag(name: str) -> bool:
+    """A boolean variable: ``1``/``true``/``yes``/``on`` (any case) is true, anything else false."""
+    return os.environ.get(name, "").strip().lower() in _TRUE
+
+
+def choice(name: str, default: str) -> str:
+    """A variable's trimmed, lower-cased value, or ``default`` when unset or empty."""
+    return os.environ.get(name, "").strip().lower() or default
