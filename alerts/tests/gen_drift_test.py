@@ -4,15 +4,18 @@ Breast cancer (scikit-learn, bundled): the reference profile is built from one h
 half, with "mean radius" shifted by one standard deviation, is split between two replicas whose
 cumulative bin counters become the test's input series. The expected fleet PSI and JS are what
 one DriftTracker fed all of the current rows computes, so the test proves that the recording
-rules summed across replicas equal the in-process numbers.
+rules summed across replicas equal the in-process numbers. The alert's thresholds (and so its
+expected firing and annotation) come from alerts/gen_drift_rules.py, i.e. from DriftPolicy().
 
     python alerts/tests/gen_drift_test.py [OUT.yml]
 """
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -34,6 +37,14 @@ def promql_round(v: float, to_nearest: float = 1e-6) -> float:
     return math.floor(v * inv + 0.5) / inv
 
 
+def _rules_generator() -> Any:
+    spec = importlib.util.spec_from_file_location("gen_drift_rules", Path(__file__).parents[1] / "gen_drift_rules.py")
+    assert spec and spec.loader
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
 def _labels(d: dict[str, str]) -> str:
     return "{" + ", ".join(f'{k}="{v}"' for k, v in d.items()) + "}"
 
@@ -41,7 +52,7 @@ def _labels(d: dict[str, str]) -> str:
 def build() -> tuple[str, dict[str, dict[str, float]]]:
     from sklearn.datasets import load_breast_cancer
 
-    from otel_ml._internal.drift import DriftTracker, ReferenceProfile
+    from otel_ml._internal.drift import DriftPolicy, DriftTracker, ReferenceProfile
 
     ds = load_breast_cancer()
     names = [str(n) for n in ds.feature_names]
@@ -51,13 +62,14 @@ def build() -> tuple[str, dict[str, dict[str, float]]]:
     ref, cur = X[idx[: len(X) // 2]], X[idx[len(X) // 2:]].copy()
     cur[:, FEATURES.index(SHIFTED)] += ref[:, FEATURES.index(SHIFTED)].std()
     profile = ReferenceProfile.from_data(ref, feature_names=FEATURES)
-    fleet = DriftTracker(profile, sub_windows=1, min_samples=10)
+    fleet = DriftTracker(profile, policy=DriftPolicy(sub_windows=1, min_samples=10))
     fleet.update(cur)
-    expected = {n: dict(r.scores) for n, r in fleet.evaluate().items()}
+    results = fleet.evaluate()
+    expected = {n: dict(r.scores) for n, r in results.items()}
     replicas = {"a": cur[::2], "b": cur[1::2]}
     series: list[str] = []
     for inst, rows in replicas.items():
-        t = DriftTracker(profile, sub_windows=1)
+        t = DriftTracker(profile, policy=DriftPolicy(sub_windows=1))
         t.update(rows)
         for fname, counts in t.cumulative_bins().items():
             f = profile.feature(fname)
@@ -74,7 +86,10 @@ def build() -> tuple[str, dict[str, dict[str, float]]]:
     js_samples = "\n".join(
         f"          - labels: '{_labels({**MODEL, 'ml_feature_name': n})}'\n"
         f"            value: {promql_round(expected[n]['jensen_shannon'])!r}" for n in FEATURES)
-    fired = [n for n in FEATURES if expected[n]["psi"] > 0.25]
+    rule = _rules_generator().fleet_thresholds()
+    psi_drift = rule["psi_drift"]
+    fired = [n for n in FEATURES
+             if expected[n]["psi"] > psi_drift and expected[n]["psi"] * results[n].n > rule["n_psi_floor"]]
     alerts = "\n".join(
         "          - exp_labels:\n"
         "              severity: warning\n"
@@ -84,7 +99,7 @@ def build() -> tuple[str, dict[str, dict[str, float]]]:
         f"              summary: 'cancer 1: feature {n} drifted (PSI {expected[n]['psi']:.2f})'\n"
         f"              description: >-\n"
         f"                Over the last hour, across all replicas, the distribution of {n}\n"
-        f"                differs from the training reference (fleet PSI above 0.25 for 15 minutes). Feature\n"
+        f"                differs from the training reference (fleet PSI above {psi_drift!r} for 15 minutes). Feature\n"
         f"                \"__prediction__\" means the model's predictions drifted. Compare the bins on the\n"
         f"                model quality and drift dashboard; check upstream data changes and retraining.\n"
         f"              runbook_url: 'https://github.com/otel-ml/otel-ml/blob/main/alerts/README.md#otelmlfeaturedrift'"

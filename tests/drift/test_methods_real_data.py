@@ -16,9 +16,9 @@ import scipy.stats as st
 from scipy.spatial.distance import jensenshannon
 from sklearn.datasets import load_breast_cancer, load_diabetes, load_wine
 
-from otel_ml._internal.drift import DriftStatus, DriftTracker, ReferenceProfile
+from otel_ml._internal.drift import DriftPolicy, DriftStatus, DriftTracker, ReferenceProfile
 from otel_ml._internal.drift import methods as m
-from otel_ml._internal.drift.profile import numeric_bin_index
+from otel_ml._internal.drift.features import numeric_bin_index
 
 EPS = m.PSI_EPSILON
 
@@ -29,8 +29,8 @@ def _split(X: np.ndarray, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     return X[idx[:half]], X[idx[half:]]
 
 
-def _tracker(profile: ReferenceProfile, **kw: object) -> DriftTracker:
-    return DriftTracker(profile, sub_windows=1, reservoir_size=100_000, min_samples=20, **kw)  # type: ignore[arg-type]
+def _tracker(profile: ReferenceProfile) -> DriftTracker:
+    return DriftTracker(profile, policy=DriftPolicy(sub_windows=1, sample_size=100_000, min_samples=20))
 
 
 def _check_numeric(profile: ReferenceProfile, ref: np.ndarray, cur: np.ndarray, names: list[str]) -> None:
@@ -156,13 +156,15 @@ def test_prediction_drift_on_scores_and_classes() -> None:
     rng = np.random.default_rng(3)
     X = rng.normal(size=(2000, 2))
     scores = rng.beta(2, 5, size=2000)
-    p_num = ReferenceProfile.from_data(X, feature_names=["a", "b"], predictions=scores)
+    p_num = ReferenceProfile.from_data(X, feature_names=["a", "b"], predictions=scores, prediction_kind="score")
     t = _tracker(p_num)
-    t.update_predictions(scores=rng.beta(5, 2, size=500))
+    assert t.prediction_kind == "score"
+    t.update_predictions(rng.beta(5, 2, size=500))
     r = t.evaluate()["__prediction__"]
     assert r.status is DriftStatus.DRIFT and "ks_p_value" in r.scores
     p_cls = ReferenceProfile.from_data(X, feature_names=["a", "b"], predictions=rng.choice(["x", "y"], 2000))
     t = _tracker(p_cls)
-    t.update_predictions(classes=["x"] * 500)
+    assert t.prediction_kind == "class"
+    t.update_predictions(["x"] * 500)
     r = t.evaluate()["__prediction__"]
     assert r.status is DriftStatus.DRIFT and "chi2_p_value" in r.scores

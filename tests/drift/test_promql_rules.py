@@ -1,23 +1,32 @@
-"""The fleet PSI/JS recording rules in alerts/drift.rules.yml equal the in-process values.
+"""The fleet drift rules in alerts/drift.rules.yml equal the in-process values and defaults.
 
-Regenerates alerts/tests/drift.test.yml from real data (gen_drift_test.py), checks the committed
-file is current, and runs ``promtool test rules`` on it: two replicas' bin counters summed by the
-rules give the PSI and JS that one DriftTracker computes (to 1e-6, promtool compares exactly so
-both sides are rounded), and OtelMlFeatureDrift fires for the shifted feature after its ``for``.
+Regenerates alerts/drift.rules.yml (gen_drift_rules.py, from DriftPolicy() defaults) and
+alerts/tests/drift.test.yml (gen_drift_test.py, from real data) and checks the committed files
+are current; checks the alert's thresholds are DriftPolicy()'s; runs ``promtool test rules``: two
+replicas' bin counters summed by the rules give the PSI and JS that one DriftTracker computes (to
+1e-6, promtool compares exactly so both sides are rounded), and OtelMlFeatureDrift fires for the
+shifted feature after its ``for``.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
+from types import ModuleType
 
 import pytest
+import scipy.stats as st
+import yaml
+
+from otel_ml._internal.drift import DriftPolicy
 
 ROOT = Path(__file__).resolve().parents[2]
 GEN = ROOT / "alerts" / "tests" / "gen_drift_test.py"
+GEN_RULES = ROOT / "alerts" / "gen_drift_rules.py"
 
 
 def _promtool() -> str:
@@ -29,18 +38,37 @@ def _promtool() -> str:
     return path
 
 
-def _gen():  # type: ignore[no-untyped-def]
-    spec = importlib.util.spec_from_file_location("gen_drift_test", GEN)
+def _load(path: Path) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(path.stem, path)
     assert spec and spec.loader
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
 
 
-def test_committed_promtool_test_is_current() -> None:
-    """alerts/tests/drift.test.yml is what the generator produces from the current code."""
+def _gen() -> ModuleType:
+    return _load(GEN)
+
+
+def test_committed_rules_and_promtool_test_are_current() -> None:
+    """alerts/drift.rules.yml and alerts/tests/drift.test.yml are what the generators produce now."""
+    assert (ROOT / "alerts" / "drift.rules.yml").read_text() == _load(GEN_RULES).build()
     doc, _ = _gen().build()
     assert (ROOT / "alerts" / "tests" / "drift.test.yml").read_text() == doc
+
+
+def test_alert_thresholds_are_the_drift_policy_defaults() -> None:
+    """OtelMlFeatureDrift: PSI > DriftPolicy()'s PSI drift threshold and n*PSI > chi2 quantile at 10 bins."""
+    rules = yaml.safe_load((ROOT / "alerts" / "drift.rules.yml").read_text())
+    (alert,) = [r for g in rules["groups"] for r in g["rules"] if r.get("alert") == "OtelMlFeatureDrift"]
+    psi_gt = [float(x) for x in re.findall(r"ml_drift_psi:1h > ([0-9.e+-]+)", alert["expr"])]
+    n_psi_gt = [float(x) for x in re.findall(r"ml_feature_bin_count:increase1h > ([0-9.e+-]+)", alert["expr"])]
+    policy = DriftPolicy()
+    assert psi_gt == [policy.thresholds("psi")[1]] == [0.25]
+    assert n_psi_gt == [pytest.approx(st.chi2.ppf(1 - policy.drift_alpha, 10 - 1), rel=1e-12)]
+    assert f"fleet PSI above {policy.thresholds('psi')[1]!r} for 15 minutes" in alert["annotations"]["description"]
+    assert alert["for"] == "15m" and alert["labels"] == {"severity": "warning"}
+    assert alert["annotations"]["runbook_url"].endswith("#otelmlfeaturedrift")
 
 
 def test_fleet_rules_equal_in_process_psi_and_js(tmp_path: Path) -> None:

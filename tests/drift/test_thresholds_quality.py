@@ -1,4 +1,4 @@
-"""Size-aware status, data-quality counting, windows, profile files, OTel export, CLI, fuzzing."""
+"""Size-aware status, data-quality counting, windows, profile files, CLI, fuzzing."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as hs
 from sklearn.datasets import load_breast_cancer
 
-from otel_ml._internal import selftelemetry
-from otel_ml._internal.drift import DriftStatus, DriftTracker, ReferenceProfile
+from otel_ml._internal.drift import DriftPolicy, DriftStatus, DriftTracker, ReferenceProfile
 from otel_ml._internal.errors import CLIError, ProfileError
+from otel_ml._internal.selftelemetry import SelfTelemetry
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +32,7 @@ def test_small_windows_have_few_false_alarms_and_drift_fires(cancer: Any) -> Non
     statuses: list[DriftStatus] = []
     naive_alarms = 0
     for _ in range(60):
-        t = DriftTracker(profile, sub_windows=1, min_samples=100)
+        t = DriftTracker(profile, policy=DriftPolicy(sub_windows=1, min_samples=100))
         t.update(X[rng.integers(0, len(X), 150)])
         res = t.evaluate()
         statuses += [r.status for r in res.values()]
@@ -44,17 +44,20 @@ def test_small_windows_have_few_false_alarms_and_drift_fires(cancer: Any) -> Non
     assert naive_alarms / n > 0.05  # why a fixed 0.1 cut-off is wrong for small windows
     fired = []
     for _ in range(20):
-        t = DriftTracker(profile, sub_windows=1, min_samples=100)
+        t = DriftTracker(profile, policy=DriftPolicy(sub_windows=1, min_samples=100))
         t.update(X[rng.integers(0, len(X), 150)] + X.std(axis=0))
         fired += [r.status is DriftStatus.DRIFT for r in t.evaluate().values()]
     assert sum(fired) / len(fired) > 0.95
 
 
 def test_below_min_samples_is_insufficient_data(cancer: Any) -> None:
+    """50 valid values with min_samples=100: every feature is INSUFFICIENT_DATA, no scores."""
     X, _, profile = cancer
-    t = DriftTracker(profile, min_samples=100)
+    t = DriftTracker(profile, policy=DriftPolicy(min_samples=100))
     t.update(X[:50])
-    assert {r.status for r in t.evaluate().values()} == {DriftStatus.INSUFFICIENT_DATA}
+    res = t.evaluate()
+    assert {r.status for r in res.values()} == {DriftStatus.INSUFFICIENT_DATA}
+    assert all(r.n == 50 and not r.scores for r in res.values())
 
 
 def test_data_quality_counts_each_issue() -> None:
@@ -81,7 +84,7 @@ def test_sliding_window_forgets_old_sub_windows() -> None:
     """Rows older than the window leave it; cumulative bin counts keep them."""
     now = [0.0]
     profile = ReferenceProfile.from_data({"x": np.arange(1000.0)})
-    t = DriftTracker(profile, window_s=100, sub_windows=5, min_samples=1, clock=lambda: now[0])
+    t = DriftTracker(profile, policy=DriftPolicy(window_s=100, sub_windows=5, min_samples=1), clock=lambda: now[0])
     t.update(np.arange(500.0).reshape(-1, 1))
     now[0] = 50.0
     t.update({"x": 3.0})
@@ -119,6 +122,7 @@ def test_profile_round_trip_and_errors(tmp_path: Path, cancer: Any) -> None:
 
 
 def test_constructor_misuse_raises_at_once(cancer: Any) -> None:
+    """Bad profile data, kinds, bins, profiles and policies raise when built, naming the argument."""
     X, names, profile = cancer
     with pytest.raises(TypeError):
         ReferenceProfile.from_data("not data")
@@ -128,17 +132,21 @@ def test_constructor_misuse_raises_at_once(cancer: Any) -> None:
         ReferenceProfile.from_data({"a": [1, 2]}, feature_kinds={"a": "weird"})
     with pytest.raises(ValueError, match="bins"):
         ReferenceProfile.from_data(X, feature_names=names, bins=1)
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match="profile"):
         DriftTracker({"not": "a profile"})  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="policy"):
+        DriftTracker(profile, policy={"window_s": 10})  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="selftelemetry"):
+        DriftTracker(profile, selftelemetry=object())  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="window_s"):
-        DriftTracker(profile, window_s=0)
+        DriftPolicy(window_s=0)
     with pytest.raises(ValueError, match="unknown drift method"):
-        DriftTracker(profile, methods=["psi", "nope"])
+        DriftPolicy(methods=("psi", "nope"))
 
 
 def test_registry_errors_are_helpful() -> None:
-    from otel_ml._internal.drift import methods
-    from otel_ml._internal.drift.profile import FeatureKind
+    """The method registry names the kind a method does not apply to, and the known methods."""
+    from otel_ml._internal.drift import FeatureKind, methods
 
     with pytest.raises(KeyError, match="does not apply to categorical"):
         methods.get("ks", FeatureKind.CATEGORICAL)
@@ -163,18 +171,35 @@ _values = hs.one_of(hs.none(), hs.floats(allow_nan=True, allow_infinity=True), h
     hs.just({"x": np.array([1.0, 2.0]), "c": np.array(["a"])}),
 ))
 def test_update_never_raises_on_bad_input(data: Any) -> None:
-    """Fuzzed rows and batches never raise; rejected calls are counted in self-telemetry."""
+    """Fuzzed rows and batches never raise nor hit an internal error; rejected calls are counted."""
     profile = ReferenceProfile.from_data({"x": np.linspace(0, 1, 50), "c": ["a", "b"] * 25,
                                           "b": [True, False] * 25}, predictions=np.linspace(0, 1, 50))
-    t = DriftTracker(profile)
-    before = sum(selftelemetry.snapshot().values())
+    registry = SelfTelemetry()
+    t = DriftTracker(profile, selftelemetry=registry)
     t.update(data)
-    t.update_predictions(scores=data)
-    t.update_predictions(classes=data)
+    t.update_predictions(data)
     t.evaluate()
     q = t.data_quality()
     accounted = sum(sum(f.issues.values()) + f.valid for f in q.values())
-    assert accounted > 0 or sum(selftelemetry.snapshot().values()) > before or _empty(data)
+    assert accounted > 0 or registry.count() > 0 or _empty(data)
+    assert registry.count("drift_update_error") == 0, registry.snapshot()
+
+
+def test_unusable_calls_are_counted_in_the_trackers_registry() -> None:
+    """Wrong-length rows and predictions without a reference count in the tracker's own registry."""
+    profile = ReferenceProfile.from_data({"x": np.linspace(0, 1, 50), "y": np.linspace(0, 2, 50)})
+    mine, other = SelfTelemetry(), SelfTelemetry()
+    t = DriftTracker(profile, selftelemetry=mine)
+    DriftTracker(profile, selftelemetry=other)
+    t.update([1.0, 2.0, 3.0])
+    t.update(np.zeros((4, 3)))
+    t.update_predictions([0.5])
+    t.update(object())
+    assert mine.count("drift_wrong_length") == 5
+    assert mine.count("drift_no_prediction_reference") == 1
+    assert mine.count("drift_unsupported_input") == 1
+    assert mine.snapshot()[("drift_wrong_length", "drift")] == 5
+    assert other.count() == 0
 
 
 def _empty(data: Any) -> bool:
@@ -182,37 +207,6 @@ def _empty(data: Any) -> bool:
         return len(data) == 0 or (isinstance(data, np.ndarray) and data.size == 0)
     except TypeError:
         return False
-
-
-def test_register_metrics_exports_bins_scores_and_quality(cancer: Any) -> None:
-    """Observable instruments report per-bin counts, reference proportions, scores and issues."""
-    from opentelemetry.sdk.metrics import MeterProvider
-    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-
-    X, names, profile = cancer
-    reader = InMemoryMetricReader()
-    provider = MeterProvider(metric_readers=[reader])
-    t = DriftTracker(profile)
-    t.register_metrics(provider.get_meter("test"), {"ml.model.name": "m"})
-    t.update(X[:200])
-    t.update({names[0]: None})
-    data = reader.get_metrics_data()
-    points: dict[str, list[Any]] = {}
-    for rm in data.resource_metrics:
-        for sm in rm.scope_metrics:
-            for metric in sm.metrics:
-                points[metric.name] = list(metric.data.data_points)
-    assert {"ml.drift.score", "ml.drift.p_value", "ml.drift.status", "ml.feature.bin.count",
-            "ml.feature.reference.proportion", "ml.feature.values", "ml.data_quality.issues"} <= set(points)
-    bins = {(p.attributes["ml.feature.name"], p.attributes["ml.feature.bin"]): p.value
-            for p in points["ml.feature.bin.count"]}
-    assert sum(v for (f, _), v in bins.items() if f == names[0]) == 200
-    psi = [p for p in points["ml.drift.score"] if p.attributes["ml.drift.method"] == "psi"
-           and p.attributes["ml.feature.name"] == names[0]]
-    assert psi and psi[0].value == pytest.approx(t.evaluate()[names[0]].scores["psi"])
-    missing = [p.value for p in points["ml.data_quality.issues"]
-               if p.attributes["ml.feature.name"] == names[0] and p.attributes["ml.data_quality.issue"] == "missing"]
-    assert missing == [1]
 
 
 def test_profile_cli(tmp_path: Path) -> None:

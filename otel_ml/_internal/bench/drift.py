@@ -4,6 +4,12 @@ Figures, all from one run on synthetic Gaussian data (5 of 20 features shifted b
 
 * ``batched_values_per_s``: ``DriftTracker.update`` on 10k x 20 numpy batches;
 * ``row20_us`` / ``row20_numpy_us``: one 20-feature row as a dict / as a 1-D numpy array;
+* ``record_us`` / ``row20_vs_record``: one OpenTelemetry SDK ``histogram.record(value, attrs)``
+  with three attributes (a ``MeterProvider`` with an ``InMemoryMetricReader``), timed the same
+  way in the same run, and the dict row's time divided by it - what drift costs per inference
+  in units of one metric recording, which stays meaningful on a loaded machine;
+* ``sample_size_one_subwindow``: the KS/Wasserstein sample of a window whose rows all landed in
+  one of its 5 sub-windows (a burst or a batch job): the policy's ``sample_size``, 2000;
 * ``eval20_s``: a full evaluation of 20 features, 100k x 20 reference vs 10k current: counting the
   10k current rows plus ``evaluate()`` (PSI, JS, Wasserstein, KS per feature); the reference
   profile is built once, like at deploy time, and its build time is reported separately
@@ -84,7 +90,10 @@ def _evidently_subprocess(python: str, ref: np.ndarray, cur: np.ndarray) -> dict
 
 
 def measure(memory_rows: int = 1_000_000) -> dict[str, Any]:
-    from otel_ml._internal.drift import DriftTracker, ReferenceProfile
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+    from otel_ml._internal.drift import DriftPolicy, DriftTracker, ReferenceProfile
     from otel_ml._internal.drift import methods as m
 
     out: dict[str, Any] = {}
@@ -117,12 +126,32 @@ def measure(memory_rows: int = 1_000_000) -> dict[str, Any]:
             samples.append((time.perf_counter() - t0) / calls * 1e6)
         out[label] = min(samples)
 
+    # one SDK histogram recording with three attributes, timed like the rows
+    provider = MeterProvider(metric_readers=[InMemoryMetricReader()])
+    histogram = provider.get_meter("otel_ml.bench").create_histogram("bench.duration", unit="s")
+    attrs = {"ml.model.name": "bench", "ml.model.version": "1", "ml.prediction.class": "a"}
+    histogram.record(0.01, attrs)
+    samples = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        for _ in range(calls):
+            histogram.record(0.01, attrs)
+        samples.append((time.perf_counter() - t0) / calls * 1e6)
+    out["record_us"] = min(samples)
+    out["row20_vs_record"] = out["row20_us"] / out["record_us"]
+    provider.shutdown()
+
+    # all rows of a window in one of its 5 sub-windows: the sample must not shrink to 1/5
+    burst = DriftTracker(profile, clock=lambda: 0.0)
+    burst.update(cur)
+    out["sample_size_one_subwindow"] = burst.evaluate()[names[0]].sample_n
+
     # full evaluation, 100k x 20 reference vs 10k current
     tracker.evaluate()  # warm imports
     evals = []
     results: dict[str, Any] = {}
     for _ in range(5):
-        t = DriftTracker(profile, sub_windows=1)
+        t = DriftTracker(profile, policy=DriftPolicy(sub_windows=1))
         t0 = time.perf_counter()
         t.update(cur)
         results = t.evaluate()
@@ -187,6 +216,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"batched update (10k x 20 numpy)   {result['batched_values_per_s'] / 1e6:8.1f} M values/s  (target >= 10)")
     print(f"one 20-feature row, dict          {result['row20_us']:8.2f} us            (target <= 10)")
     print(f"one 20-feature row, numpy         {result['row20_numpy_us']:8.2f} us")
+    print(f"one SDK histogram.record, 3 attrs {result['record_us']:8.2f} us            "
+          f"(a dict row costs {result['row20_vs_record']:.1f} x that)")
+    print(f"KS sample, all rows in 1 of 5 sub-windows {result['sample_size_one_subwindow']:6d} values")
     print(f"profile build, 100k x 20          {result['profile_build_s'] * 1e3:8.1f} ms (once, at deploy)")
     print(f"evaluation, 100k x 20 vs 10k      {result['eval20_s'] * 1e3:8.1f} ms  "
           f"drift or warning: {result['drifted_features']}")

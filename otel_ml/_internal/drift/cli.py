@@ -3,7 +3,9 @@
 DATA is CSV (read with pandas when installed, else the stdlib ``csv`` module; numeric-looking
 columns become numbers) or Parquet (pyarrow). ``--kinds col=categorical`` overrides inferred
 kinds, ``--target COL`` is left out of the features, ``--prediction COL`` is profiled as the
-prediction distribution (``__prediction__``) instead of as a feature.
+prediction distribution (``__prediction__``) instead of as a feature, and ``--prediction-kind``
+says what that column holds (``confidence``, ``score``, ``class`` or ``value``; default: a float
+column is ``confidence``, any other ``class``). Errors name the file and the column.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import math
 import os
 from typing import Any
 
+from otel_ml._internal.drift.features import PREDICTION_KINDS, FeatureKind
 from otel_ml._internal.errors import CLIError
 
 
@@ -25,6 +28,9 @@ def register(subparsers: Any) -> None:
                    help="override inferred kinds (numeric, categorical, boolean)")
     p.add_argument("--target", help="label column, excluded from the features")
     p.add_argument("--prediction", help="prediction/score column, profiled as __prediction__")
+    p.add_argument("--prediction-kind", choices=list(PREDICTION_KINDS), default=None,
+                   help="what --prediction holds: top-class confidence, positive-class score, class "
+                        "labels or regression values (default: floats are confidence, else class)")
     p.add_argument("--bins", type=int, default=10)
     p.add_argument("--top-k", type=int, default=20)
     p.add_argument("--sample-size", type=int, default=2000)
@@ -95,28 +101,44 @@ def run(args: argparse.Namespace) -> int:
     )
     if not cols or all(len(v) == 0 for v in cols.values()):
         raise CLIError(f"{args.data}: no rows")
+    path = args.data
+    for col, what in ((args.target, "--target"), (args.prediction, "--prediction")):
+        if col is not None and col not in cols:
+            raise CLIError(f"{what}: column {col!r} is not in {path} (columns: {sorted(cols)})")
+    if args.target is not None and args.target == args.prediction:
+        raise CLIError(f"--target and --prediction both name column {args.target!r} of {path}")
+    if args.prediction_kind is not None and args.prediction is None:
+        raise CLIError("--prediction-kind needs --prediction COL (the column it describes)")
     kinds: dict[str, str] = {}
     for spec in args.kinds:
         name, sep, kind = spec.partition("=")
         if not sep:
             raise CLIError(f"--kinds expects COL=KIND, got {spec!r}")
+        if name not in cols or name in (args.target, args.prediction):
+            raise CLIError(f"--kinds {spec}: column {name!r} is not a feature column of {path} "
+                           f"(features: {sorted(set(cols) - {args.target, args.prediction})})")
+        if kind not in [k.value for k in FeatureKind]:
+            raise CLIError(f"--kinds {spec}: unknown kind {kind!r} for column {name!r} of {path}; use one of "
+                           f"{[k.value for k in FeatureKind]}")
         kinds[name] = kind
     predictions = None
-    for col, what in ((args.target, "--target"), (args.prediction, "--prediction")):
-        if col is not None and col not in cols:
-            raise CLIError(f"{what} column {col!r} not in {args.data} (columns: {sorted(cols)})")
     if args.target is not None:
         cols.pop(args.target)
     if args.prediction is not None:
         predictions = cols.pop(args.prediction)
     if not cols:
-        raise CLIError(f"{args.data}: no feature columns left")
+        raise CLIError(f"{path}: no feature columns left")
     try:
         profile = ReferenceProfile.from_data(cols, feature_kinds=kinds, bins=args.bins, top_k=args.top_k,
-                                             sample_size=args.sample_size, predictions=predictions)
-        profile.save(args.output)
+                                             sample_size=args.sample_size, predictions=predictions,
+                                             prediction_kind=args.prediction_kind)
     except (ValueError, TypeError) as exc:
-        raise CLIError(str(exc)) from None
+        msg = str(exc)
+        if msg.startswith("predictions"):
+            raise CLIError(f"--prediction: column {args.prediction!r} of {path}: {msg}") from None
+        raise CLIError(f"{path}: {msg}") from None
+    try:
+        profile.save(args.output)
     except OSError as exc:
         raise CLIError(f"{args.output}: cannot write ({exc})") from None
     print(f"wrote {args.output}: {len(profile.features)} features"

@@ -1,279 +1,217 @@
-"""The reference profile: what a feature looked like in training data, in a few KB of JSON.
+"""The reference profile: what features and predictions looked like in training, in a few KB of JSON.
 
-Per feature it keeps what every drift method and the Prometheus recording rules need:
+:meth:`ReferenceProfile.from_data` profiles every feature (see
+:mod:`otel_ml._internal.drift.features` for what a feature keeps) and, optionally, the
+prediction distribution under ``__prediction__``. Prediction drift compares like with like, so
+the profile records what its prediction distribution holds (``prediction_kind``):
 
-* numeric: bin edges at the reference quantiles (deduplicated, so heavy ties make fewer bins),
-  plus an underflow bin (< min) and an overflow bin (> max). Bin ``i`` of ``edges`` of length
-  ``m`` is ``0``: x < edges[0]; ``1..m-1``: edges[i-1] <= x < edges[i] (the last one closed
-  at ``edges[-1]``); ``m``: x > edges[-1]. Reference proportions of the under/overflow bins are 0.
-* categorical / boolean: the top-K categories by reference frequency plus one ``other`` bin
-  that also receives categories never seen in training.
-* missing rate, min/max, mean/std, the reference size, and a bounded sorted sample (uniform
-  without replacement, ``sample_size`` values) for KS and Wasserstein.
+* ``"confidence"``: the top-class probability (numeric, in [0, 1]);
+* ``"score"``: the positive-class probability (numeric, in [0, 1]);
+* ``"class"``: predicted labels (categorical);
+* ``"value"``: a regression output (numeric).
 
-Saved as versioned JSON (``"format": "otel_ml.reference_profile", "version": 1``).
+When ``prediction_kind`` is not given, a float array means ``"confidence"`` and anything else
+``"class"`` - what the monitor fed drift with before the kind was recorded.
+
+:meth:`ReferenceProfile.compare` evaluates one batch with a :class:`DriftTracker` on a fixed
+clock and a single sub-window, so a batch comparison and the streaming tracker apply exactly the
+same methods, bins, thresholds and status rule.
+
+Saved as versioned JSON (``"format": "otel_ml.reference_profile", "version": 2``); version 2
+adds ``prediction_kind`` to the prediction. Version 1 files are still read: their numeric
+prediction is ``"confidence"``, a categorical one ``"class"``.
 """
 
 from __future__ import annotations
 
-import enum
 import json
 import math
 import os
-from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import Any, cast
 
 import numpy as np
-import numpy.typing as npt
 
 from otel_ml._internal import names
+from otel_ml._internal.drift.features import (
+    DEFAULT_BINS,
+    PREDICTION_FEATURE,
+    PREDICTION_KINDS,
+    FeatureKind,
+    FeatureProfile,
+    PredictionKind,
+    build_feature,
+    infer_kind,
+    is_missing,
+)
+from otel_ml._internal.drift.policy import DriftPolicy
+from otel_ml._internal.drift.result import DriftResult
+from otel_ml._internal.drift.tracker import DriftTracker
 from otel_ml._internal.errors import ProfileError
+from otel_ml._internal.selftelemetry import SelfTelemetry
 
 FORMAT = "otel_ml.reference_profile"
-VERSION = 1
-PREDICTION_FEATURE = "__prediction__"
-"""Feature name under which prediction scores (numeric) or classes (categorical) are profiled
-and exported (``ml.feature.name="__prediction__"``)."""
+VERSION = 2
+READABLE_VERSIONS = (1, 2)
 
-FloatArray = npt.NDArray[np.float64]
+_NUMERIC_PREDICTIONS = ("confidence", "score", "value")
 
 
-class FeatureKind(str, enum.Enum):
-    NUMERIC = "numeric"
-    CATEGORICAL = "categorical"
-    BOOLEAN = "boolean"
+def _check_feature_names(feature_names: Any) -> list[str] | None:
+    if feature_names is None:
+        return None
+    if isinstance(feature_names, (str, bytes)) or not isinstance(feature_names, Sequence):
+        raise TypeError(f"feature_names must be a sequence of column names, not {type(feature_names).__name__}")
+    out = [str(n) for n in feature_names]
+    if not out:
+        raise ValueError("feature_names is empty")
+    dupes = sorted({n for n in out if out.count(n) > 1})
+    if dupes:
+        raise ValueError(f"feature_names has duplicates: {dupes}")
+    return out
 
 
-@dataclass(frozen=True)
-class FeatureProfile:
-    """One feature of a :class:`ReferenceProfile`."""
-
-    name: str
-    kind: FeatureKind
-    count: int  # non-missing reference values
-    missing_rate: float
-    proportions: tuple[float, ...]  # per bin (numeric) or per category + other
-    edges: tuple[float, ...] = ()  # numeric only
-    categories: tuple[Any, ...] = ()  # categorical/boolean only (without "other")
-    min: float = math.nan
-    max: float = math.nan
-    mean: float = math.nan
-    std: float = math.nan
-    # numeric only: sorted reference sample, kept as a float64 array (8 bytes a value; a tuple of
-    # Python floats would cost 4x that), so it takes no part in equality
-    sample: Any = field(default=(), repr=False, compare=False)
-    _edges_arr: FloatArray = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        arr = np.sort(np.asarray(self.sample, dtype=np.float64))
-        arr.setflags(write=False)
-        object.__setattr__(self, "sample", arr)
-        object.__setattr__(self, "_edges_arr", np.asarray(self.edges, dtype=np.float64))
-
-    @property
-    def n_bins(self) -> int:
-        return len(self.proportions)
-
-    @property
-    def sample_array(self) -> FloatArray:
-        sample: FloatArray = self.sample
-        return sample
-
-    @property
-    def edges_array(self) -> FloatArray:
-        return self._edges_arr
-
-    @property
-    def reference_counts(self) -> npt.NDArray[np.int64]:
-        """Reference counts per bin, reconstructed from proportions and size (for chi²)."""
-        counts: npt.NDArray[np.int64] = np.rint(np.asarray(self.proportions) * self.count).astype(np.int64)
-        return counts
-
-    def bin_labels(self) -> list[str]:
-        """Bin index as a string, the value of ``ml.feature.bin``."""
-        return [str(i) for i in range(self.n_bins)]
-
-    def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "name": self.name,
-            "kind": self.kind.value,
-            "count": self.count,
-            "missing_rate": self.missing_rate,
-            "proportions": list(self.proportions),
-        }
-        if self.kind is FeatureKind.NUMERIC:
-            out.update(edges=list(self.edges), min=self.min, max=self.max, mean=self.mean,
-                       std=self.std, sample=self.sample_array.tolist())
-        else:
-            out["categories"] = list(self.categories)
-        return out
-
-    @classmethod
-    def from_json(cls, d: Mapping[str, Any]) -> FeatureProfile:
-        try:
-            kind = FeatureKind(d["kind"])
-            common: dict[str, Any] = dict(
-                name=str(d["name"]), kind=kind, count=int(d["count"]),
-                missing_rate=float(d["missing_rate"]),
-                proportions=tuple(float(x) for x in d["proportions"]),
-            )
-            if kind is FeatureKind.NUMERIC:
-                fp = cls(**common, edges=tuple(float(x) for x in d["edges"]), min=float(d["min"]),
-                         max=float(d["max"]), mean=float(d["mean"]), std=float(d["std"]),
-                         sample=np.asarray(d["sample"], dtype=np.float64))
-                if len(fp.proportions) != len(fp.edges) + 1 or not fp.edges:
-                    raise ProfileError(f"feature {fp.name!r}: {len(fp.proportions)} proportions "
-                                       f"for {len(fp.edges)} edges (expected edges + 1)")
-            else:
-                fp = cls(**common, categories=tuple(d["categories"]))
-                if len(fp.proportions) != len(fp.categories) + 1:
-                    raise ProfileError(f"feature {fp.name!r}: {len(fp.proportions)} proportions "
-                                       f"for {len(fp.categories)} categories (expected categories + 1)")
-        except KeyError as exc:
-            raise ProfileError(f"feature {d.get('name', '?')!r} is missing field {exc.args[0]!r}") from None
-        except (TypeError, ValueError) as exc:
-            if isinstance(exc, ProfileError):
-                raise
-            raise ProfileError(f"feature {d.get('name', '?')!r} has an invalid field: {exc}") from None
-        return fp
+def _is_dataframe(data: Any) -> bool:
+    return (hasattr(data, "columns") and hasattr(data, "__getitem__") and hasattr(data, "__len__")
+            and not isinstance(data, (Mapping, np.ndarray)))
 
 
-# --- binning shared by the profile and the tracker ------------------------------------------
-
-def numeric_edges(values: FloatArray, bins: int) -> FloatArray:
-    """Deduplicated reference quantiles 0, 1/bins, ..., 1; a constant feature gets [c, c+ulp]."""
-    edges = np.unique(np.quantile(values, np.linspace(0.0, 1.0, bins + 1)))
-    if edges.size == 1:
-        edges = np.array([edges[0], np.nextafter(edges[0], np.inf)])
-    return edges.astype(np.float64)
+def _frame_column(col: Any) -> Any:
+    if str(col.dtype) in ("category", "string", "str") or col.dtype.kind == "O":
+        return np.asarray(col.astype(object).where(col.notna(), None), dtype=object)
+    return col.to_numpy()
 
 
-def numeric_bin_index(edges: FloatArray, values: FloatArray) -> npt.NDArray[np.intp]:
-    """Bin index of finite ``values`` (see module docstring for the layout)."""
-    idx = np.searchsorted(edges, values, side="right")
-    # x == max belongs to the last inner bin, not to overflow.
-    idx[values == edges[-1]] = edges.size - 1
-    return idx
-
-
-def infer_kind(values: Sequence[Any] | npt.NDArray[Any]) -> FeatureKind:
-    arr = np.asarray(values) if not isinstance(values, np.ndarray) else values
-    if arr.dtype.kind == "b":
-        return FeatureKind.BOOLEAN
-    if arr.dtype.kind in "iuf":
-        return FeatureKind.NUMERIC
-    present = [v for v in arr.tolist() if v is not None and not (isinstance(v, float) and math.isnan(v))]
-    if present and all(isinstance(v, (bool, np.bool_)) for v in present):
-        return FeatureKind.BOOLEAN
-    if present and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in present):
-        return FeatureKind.NUMERIC
-    return FeatureKind.CATEGORICAL
-
-
-def _is_missing(v: Any) -> bool:
-    return v is None or (isinstance(v, float) and math.isnan(v))
-
-
-def _json_category(v: Any) -> Any:
-    if isinstance(v, (np.generic,)):
-        v = v.item()
-    if isinstance(v, (str, int, float, bool)):
-        return v
-    return str(v)
-
-
-def build_feature(name: str, values: Any, kind: FeatureKind, *, bins: int, top_k: int,
-                  sample_size: int, rng: np.random.Generator) -> FeatureProfile:
-    arr = np.asarray(values)
-    total = int(arr.size)
-    if total == 0:
-        raise ValueError(f"feature {name!r} has no reference values")
-    if kind is FeatureKind.NUMERIC:
-        try:
-            num = arr.astype(np.float64) if arr.dtype.kind in "iufb" else np.array(
-                [math.nan if _is_missing(v) else float(v) for v in arr.tolist()], dtype=np.float64)
-        except (TypeError, ValueError):
-            raise ValueError(f"feature {name!r} is declared numeric but has non-numeric values") from None
-        finite = num[np.isfinite(num)]
-        if finite.size == 0:
-            raise ValueError(f"feature {name!r} has no finite reference values")
-        edges = numeric_edges(finite, bins)
-        counts = np.bincount(numeric_bin_index(edges, finite), minlength=edges.size + 1)
-        sample = finite if finite.size <= sample_size else rng.choice(finite, sample_size, replace=False)
-        return FeatureProfile(
-            name=name, kind=kind, count=int(finite.size), missing_rate=1.0 - finite.size / total,
-            proportions=tuple((counts / finite.size).tolist()), edges=tuple(edges.tolist()),
-            min=float(finite.min()), max=float(finite.max()), mean=float(finite.mean()),
-            std=float(finite.std()), sample=sample,
-        )
-    items = [v for v in arr.tolist() if not _is_missing(v)]
-    if kind is FeatureKind.BOOLEAN:
-        try:
-            items = [bool(v) for v in items]
-        except (TypeError, ValueError):
-            raise ValueError(f"feature {name!r} is declared boolean but has non-boolean values") from None
-        cats: list[Any] = [False, True]
-        counter = Counter(items)
-    else:
-        counter = Counter(_json_category(v) for v in items)
-        # ties broken by the category's string form so the profile is deterministic
-        cats = [c for c, _ in sorted(counter.items(), key=lambda kv: (-kv[1], str(kv[0])))[:top_k]]
-    n = len(items)
-    if n == 0:
-        raise ValueError(f"feature {name!r} has no non-missing reference values")
-    in_top = [counter.get(c, 0) for c in cats]
-    props = [c / n for c in in_top] + [(n - sum(in_top)) / n]
-    return FeatureProfile(name=name, kind=kind, count=n, missing_rate=1.0 - n / total,
-                          proportions=tuple(props), categories=tuple(cats))
+def _select(available: Sequence[str], feature_names: list[str] | None) -> list[str]:
+    if feature_names is None:
+        return list(available)
+    present = set(available)
+    for n in feature_names:
+        if n not in present:
+            raise ProfileError(f"feature_names names unknown column {n!r}; available columns: {list(available)}")
+    return feature_names
 
 
 def _columns(data: Any, feature_names: Sequence[str] | None) -> dict[str, Any]:
-    """Reference data as name -> 1-D column, from numpy 2-D, pandas DataFrame or a dict."""
+    """Reference data as name -> 1-D column, from numpy 2-D, pandas DataFrame or a dict.
+
+    ``feature_names`` names a numpy array's columns and selects (in that order) a DataFrame's or
+    a dict's; without it every column is profiled.
+    """
+    wanted = _check_feature_names(feature_names)
     if isinstance(data, Mapping):
-        cols = {str(k): v for k, v in data.items()}
+        by_name = {str(k): v for k, v in data.items()}
+        cols = {n: by_name[n] for n in _select(list(by_name), wanted)}
     elif isinstance(data, np.ndarray):
         if data.ndim != 2:
             raise ValueError(f"numpy reference data must be 2-D, got {data.ndim}-D")
-        if feature_names is None:
-            feature_names = [f"f{i}" for i in range(data.shape[1])]
-        if len(feature_names) != data.shape[1]:
-            raise ValueError(f"{len(feature_names)} feature_names for {data.shape[1]} columns")
-        cols = {str(n): data[:, i] for i, n in enumerate(feature_names)}
-    elif hasattr(data, "columns") and hasattr(data, "__getitem__"):  # pandas DataFrame
-        cols = {}
-        for c in data.columns:
-            col = data[c]
-            if str(col.dtype) in ("category", "string", "str") or col.dtype.kind == "O":
-                cols[str(c)] = np.asarray(col.astype(object).where(col.notna(), None), dtype=object)
-            else:
-                cols[str(c)] = col.to_numpy()
+        if wanted is None:
+            wanted = [f"f{i}" for i in range(data.shape[1])]
+        if len(wanted) != data.shape[1]:
+            raise ProfileError(f"feature_names has {len(wanted)} names for the {data.shape[1]} columns "
+                               "of the numpy array")
+        cols = {n: data[:, i] for i, n in enumerate(wanted)}
+    elif _is_dataframe(data):
+        by_label = {str(c): c for c in data.columns}
+        cols = {n: _frame_column(data[by_label[n]]) for n in _select(list(by_label), wanted)}
     else:
         raise TypeError(
             "reference data must be a 2-D numpy array (with feature_names=), a pandas DataFrame, "
             f"or a dict of columns, not {type(data).__name__}")
     if not cols:
         raise ValueError("reference data has no columns")
-    lengths = {len(v) for v in cols.values()}
+    lengths: set[int] = set()
+    for n, v in cols.items():
+        try:
+            lengths.add(len(v))
+        except TypeError:
+            raise TypeError(f"reference column {n!r} must be a sequence of values, "
+                            f"not {type(v).__name__}") from None
     if len(lengths) != 1:
         raise ValueError(f"reference columns have different lengths: {sorted(lengths)}")
     return cols
 
 
+def _prediction_values(predictions: Any, kind: str | None) -> tuple[Any, PredictionKind, FeatureKind]:
+    """(values to profile, prediction kind, feature kind); ValueError naming ``predictions``."""
+    try:
+        arr = np.asarray(predictions)
+    except ValueError as exc:
+        raise ValueError(f"predictions cannot be read as a 1-D array: {exc}") from None
+    if arr.ndim != 1:
+        raise ValueError(f"predictions must be 1-D (one prediction per row), got shape {arr.shape}")
+    if kind is None:
+        kind = "confidence" if arr.dtype.kind == "f" else "class"
+    elif kind not in PREDICTION_KINDS:
+        raise ValueError(f"prediction_kind must be one of {list(PREDICTION_KINDS)}, got {kind!r}")
+    pkind = cast(PredictionKind, kind)
+    if pkind == "class":
+        present = [v for v in arr.tolist() if not is_missing(v)]
+        floats = [v for v in present if isinstance(v, float)]
+        if any(not (math.isfinite(v) and v.is_integer()) for v in floats):
+            bad = next(v for v in floats if not (math.isfinite(v) and v.is_integer()))
+            raise ValueError(f"predictions: prediction_kind='class' needs class labels, got the non-integral "
+                             f"value {bad!r}; pass prediction_kind='confidence', 'score' or 'value' for "
+                             "probabilities or regression outputs")
+        # Integral floats become ints, so that the labels 1, "1" and 1.0 fall in one category.
+        labels = np.empty(arr.size, dtype=object)
+        labels[:] = [None if is_missing(v) else int(v) if isinstance(v, float) else v for v in arr.tolist()]
+        return labels, pkind, FeatureKind.CATEGORICAL
+    if arr.dtype.kind not in "iuf":
+        try:
+            arr = np.array([math.nan if is_missing(v) else float(v) for v in arr.tolist()], dtype=np.float64)
+        except (TypeError, ValueError):
+            raise ValueError(f"predictions: prediction_kind={pkind!r} needs numbers, got {arr.dtype} "
+                             "values; pass prediction_kind='class' for labels") from None
+    num = arr.astype(np.float64)
+    if pkind in ("confidence", "score"):
+        given = num[~np.isnan(num)]
+        if given.size and (given.min() < 0.0 or given.max() > 1.0):
+            raise ValueError(f"predictions: prediction_kind={pkind!r} values are probabilities in [0, 1], "
+                             f"got values in [{given.min()!r}, {given.max()!r}]; pass "
+                             "prediction_kind='value' for other numbers")
+    return num, pkind, FeatureKind.NUMERIC
+
+
+def _kind_matches(pkind: str, fkind: FeatureKind) -> bool:
+    return (fkind is FeatureKind.NUMERIC) == (pkind in _NUMERIC_PREDICTIONS)
+
+
+def _fixed_clock() -> float:
+    return 0.0
+
+
 @dataclass(frozen=True)
 class ReferenceProfile:
-    """Per-feature reference distributions (and optionally the prediction distribution)."""
+    """Per-feature reference distributions (and optionally the prediction distribution).
+
+    ``prediction_kind`` says what ``prediction`` holds; left None with a prediction it is
+    inferred from the prediction's kind (numeric: ``"confidence"``, else ``"class"``).
+    """
 
     features: tuple[FeatureProfile, ...]
     prediction: FeatureProfile | None = None
-    bins: int = 10
+    bins: int = DEFAULT_BINS
     top_k: int = 20
+    prediction_kind: PredictionKind | None = None
 
     def __post_init__(self) -> None:
         seen = [f.name for f in self.features]
         if len(set(seen)) != len(seen):
             raise ValueError("duplicate feature names in profile")
+        if self.prediction is None:
+            if self.prediction_kind is not None:
+                raise ValueError(f"prediction_kind {self.prediction_kind!r} given without a prediction profile")
+            return
+        if self.prediction_kind is None:
+            inferred = "confidence" if self.prediction.kind is FeatureKind.NUMERIC else "class"
+            object.__setattr__(self, "prediction_kind", inferred)
+        elif self.prediction_kind not in PREDICTION_KINDS:
+            raise ValueError(f"prediction_kind must be one of {list(PREDICTION_KINDS)}, got {self.prediction_kind!r}")
+        elif not _kind_matches(self.prediction_kind, self.prediction.kind):
+            raise ValueError(f"prediction_kind {self.prediction_kind!r} does not fit a "
+                             f"{self.prediction.kind.value} prediction profile")
 
     @property
     def feature_names(self) -> list[str]:
@@ -292,16 +230,23 @@ class ReferenceProfile:
         *,
         feature_names: Sequence[str] | None = None,
         feature_kinds: Mapping[str, FeatureKind | str] | None = None,
-        bins: int = 10,
+        bins: int = DEFAULT_BINS,
         top_k: int = 20,
         sample_size: int = 2000,
         predictions: Any = None,
+        prediction_kind: PredictionKind | None = None,
         seed: int = 0,
     ) -> ReferenceProfile:
-        """Profile ``data`` (numpy 2-D + ``feature_names``, pandas DataFrame, or dict of columns).
+        """Profile ``data``: a 2-D numpy array, a pandas DataFrame, or a dict of columns.
 
-        ``predictions``: reference scores (float array → numeric) or class labels (anything
-        else → categorical), profiled as feature ``__prediction__``.
+        ``feature_names`` names a numpy array's columns (default ``f0``, ``f1``, ...) and selects,
+        in that order, the columns of a DataFrame or dict (default: all of them); an unknown name
+        raises :class:`ProfileError` listing the available columns.
+
+        ``predictions``: the reference predictions, one per row, profiled as ``__prediction__``;
+        ``prediction_kind`` says what they are (see the module docstring; None: a float array is
+        ``"confidence"``, anything else ``"class"``). ``ValueError`` naming ``predictions`` when
+        the values do not fit the kind.
         """
         if not isinstance(bins, int) or bins < 2:
             raise ValueError(f"bins must be an int >= 2, got {bins!r}")
@@ -309,6 +254,8 @@ class ReferenceProfile:
             raise ValueError(f"top_k must be an int >= 1, got {top_k!r}")
         if not isinstance(sample_size, int) or sample_size < 10:
             raise ValueError(f"sample_size must be an int >= 10, got {sample_size!r}")
+        if prediction_kind is not None and predictions is None:
+            raise ValueError(f"prediction_kind={prediction_kind!r} given without predictions")
         cols = _columns(data, feature_names)
         kinds: dict[str, FeatureKind] = {}
         for k, v in (feature_kinds or {}).items():
@@ -319,6 +266,10 @@ class ReferenceProfile:
             except ValueError:
                 raise ValueError(f"unknown kind {v!r} for {k!r}; use one of "
                                  f"{[x.value for x in FeatureKind]}") from None
+        pred_values = None
+        pkind: PredictionKind | None = None
+        if predictions is not None:
+            pred_values, pkind, pfkind = _prediction_values(predictions, prediction_kind)
         rng = np.random.default_rng(seed)
         feats = tuple(
             build_feature(n, col, kinds.get(n) or infer_kind(col), bins=bins, top_k=top_k,
@@ -326,16 +277,106 @@ class ReferenceProfile:
             for n, col in cols.items()
         )
         pred = None
+        if pred_values is not None:
+            try:
+                pred = build_feature(PREDICTION_FEATURE, pred_values, pfkind, bins=bins, top_k=top_k,
+                                     sample_size=sample_size, rng=rng)
+            except ValueError as exc:
+                raise ValueError(f"predictions: {exc}") from None
+        return cls(features=feats, prediction=pred, bins=bins, top_k=top_k, prediction_kind=pkind)
+
+    # --- batch comparison ------------------------------------------------------------------
+
+    def compare(self, data: Any, predictions: Any = None, *,
+                policy: DriftPolicy | None = None) -> dict[str, DriftResult]:
+        """Drift of one batch against this profile, by the streaming tracker's exact rule.
+
+        ``data``: a pandas DataFrame, a dict of columns, a 2-D numpy array with this profile's
+        feature order, or a list of row dicts. Profiled columns absent from a DataFrame or dict
+        count as missing. ``predictions``: one per row, of this profile's ``prediction_kind``.
+        Returns one result per feature, plus ``__prediction__`` when ``predictions`` is given.
+        The whole batch is one window: ``policy``'s window and sub-windows do not apply, its
+        ``sample_size`` does.
+        """
+        if policy is None:
+            policy = DriftPolicy()
+        elif not isinstance(policy, DriftPolicy):
+            raise TypeError(f"policy must be a DriftPolicy, not {type(policy).__name__}")
+        batch, n_rows = self._batch(data)
+        pred = None
         if predictions is not None:
-            parr = np.asarray(predictions)
-            pkind = FeatureKind.NUMERIC if parr.dtype.kind == "f" else FeatureKind.CATEGORICAL
-            pred = build_feature(PREDICTION_FEATURE, parr, pkind, bins=bins, top_k=top_k,
-                                 sample_size=sample_size, rng=rng)
-        return cls(features=feats, prediction=pred, bins=bins, top_k=top_k)
+            if self.prediction is None:
+                raise ValueError("predictions given, but this profile has no prediction distribution "
+                                 "(build it with from_data(..., predictions=...))")
+            try:
+                pred = np.asarray(predictions)
+            except ValueError as exc:
+                raise ValueError(f"predictions cannot be read as a 1-D array: {exc}") from None
+            if pred.ndim != 1:
+                raise ValueError(f"predictions must be 1-D (one prediction per row), got shape {pred.shape}")
+            if pred.shape[0] != n_rows:
+                raise ValueError(f"predictions has {pred.shape[0]} values for {n_rows} rows of data")
+        tracker = DriftTracker(self, policy=replace(policy, sub_windows=1), clock=_fixed_clock,
+                               selftelemetry=SelfTelemetry())
+        if n_rows:
+            tracker.update(batch)
+        if pred is not None and pred.size:
+            tracker.update_predictions(pred)
+        results = tracker.evaluate()
+        if pred is None:
+            results.pop(PREDICTION_FEATURE, None)
+        return results
+
+    def _batch(self, data: Any) -> tuple[Any, int]:
+        """``data`` in a form the tracker reads whole, and its row count; raises on misuse."""
+        names_ = self.feature_names
+        if isinstance(data, np.ndarray):
+            if data.ndim != 2:
+                raise ValueError(f"data as a numpy array must be 2-D (rows x features), got {data.ndim}-D")
+            if data.shape[1] != len(names_):
+                raise ValueError(f"data has {data.shape[1]} columns, the profile has {len(names_)} features "
+                                 f"({names_})")
+            return data, int(data.shape[0])
+        if _is_dataframe(data):
+            return data, len(data)
+        if isinstance(data, Mapping):
+            cols: dict[str, Any] = {}
+            lengths: dict[str, int] = {}
+            for key, col in data.items():
+                arr = _as_column(f"data[{key!r}]", col)
+                lengths[str(key)] = arr.shape[0]
+                if str(key) in names_:
+                    cols[str(key)] = arr
+            if len(set(lengths.values())) > 1:
+                raise ValueError(f"data columns have different lengths: {lengths}")
+            n_rows = next(iter(lengths.values()), 0)
+            return self._or_all_missing(cols, n_rows), n_rows
+        if isinstance(data, (list, tuple)):
+            for i, row in enumerate(data):
+                if not isinstance(row, Mapping):
+                    raise TypeError(f"data as a list must hold row dicts; data[{i}] is a {type(row).__name__}")
+            present = [n for n in names_ if any(n in row for row in data)]
+            rows_cols: dict[str, Any] = {}
+            for n in present:
+                col = np.empty(len(data), dtype=object)
+                col[:] = [row.get(n) for row in data]
+                rows_cols[n] = col
+            return self._or_all_missing(rows_cols, len(data)), len(data)
+        raise TypeError("data must be a pandas DataFrame, a dict of columns, a 2-D numpy array or a list "
+                        f"of row dicts, not {type(data).__name__}")
+
+    def _or_all_missing(self, cols: dict[str, Any], n_rows: int) -> dict[str, Any]:
+        # Without any profiled column the tracker could not tell how many rows went missing.
+        if cols or not n_rows:
+            return cols
+        return {self.feature_names[0]: np.full(n_rows, None, dtype=object)}
 
     # --- persistence ---------------------------------------------------------------------
 
     def to_json(self) -> dict[str, Any]:
+        pred: dict[str, Any] | None = None
+        if self.prediction is not None:
+            pred = {**self.prediction.to_json(), "prediction_kind": self.prediction_kind}
         return {
             "format": FORMAT,
             "version": VERSION,
@@ -343,7 +384,7 @@ class ReferenceProfile:
             "top_k": self.top_k,
             "overflow_category": names.OVERFLOW_VALUE,
             "features": [f.to_json() for f in self.features],
-            "prediction": self.prediction.to_json() if self.prediction else None,
+            "prediction": pred,
         }
 
     def save(self, path: str | os.PathLike[str]) -> None:
@@ -358,9 +399,10 @@ class ReferenceProfile:
             raise ProfileError("reference profile must be a JSON object")
         if doc.get("format") != FORMAT:
             raise ProfileError(f"not an otel_ml reference profile (format={doc.get('format')!r})")
-        if doc.get("version") != VERSION:
-            raise ProfileError(f"unsupported reference profile version {doc.get('version')!r}; "
-                               f"this otel_ml reads version {VERSION}")
+        version = doc.get("version")
+        if version not in READABLE_VERSIONS:
+            raise ProfileError(f"unsupported reference profile version {version!r}; "
+                               f"this otel_ml reads versions {list(READABLE_VERSIONS)}")
         for key in ("features", "bins", "top_k"):
             if key not in doc:
                 raise ProfileError(f"reference profile is missing field {key!r}")
@@ -369,8 +411,20 @@ class ReferenceProfile:
         feats = tuple(FeatureProfile.from_json(f) for f in doc["features"])
         pred_doc = doc.get("prediction")
         pred = FeatureProfile.from_json(pred_doc) if isinstance(pred_doc, dict) else None
+        pkind: Any = None
+        if pred is not None and isinstance(pred_doc, dict):
+            if version == 1:
+                pkind = "confidence" if pred.kind is FeatureKind.NUMERIC else "class"
+            else:
+                if "prediction_kind" not in pred_doc:
+                    raise ProfileError("reference profile prediction is missing field 'prediction_kind'")
+                pkind = pred_doc["prediction_kind"]
+                if pkind not in PREDICTION_KINDS or not _kind_matches(pkind, pred.kind):
+                    raise ProfileError(f"reference profile prediction has prediction_kind {pkind!r}; expected "
+                                       f"one of {list(PREDICTION_KINDS)} fitting a {pred.kind.value} profile")
         try:
-            return cls(features=feats, prediction=pred, bins=int(doc["bins"]), top_k=int(doc["top_k"]))
+            return cls(features=feats, prediction=pred, bins=int(doc["bins"]), top_k=int(doc["top_k"]),
+                       prediction_kind=pkind)
         except (TypeError, ValueError) as exc:
             raise ProfileError(f"invalid reference profile: {exc}") from None
 
@@ -384,3 +438,20 @@ class ReferenceProfile:
         except UnicodeDecodeError:
             raise ProfileError(f"{os.fspath(path)}: reference profile is not UTF-8 JSON") from None
         return cls.from_json(doc)
+
+
+def _as_column(label: str, col: Any) -> Any:
+    """One column of a dict as a 1-D numpy array; TypeError/ValueError naming ``label``."""
+    if hasattr(col, "to_numpy") and not isinstance(col, np.ndarray):  # pandas Series
+        col = _frame_column(col)
+    if isinstance(col, np.ndarray):
+        if col.ndim != 1:
+            raise ValueError(f"{label} must be 1-D, got shape {col.shape}")
+        return col
+    if isinstance(col, (list, tuple)):
+        # object, not np.asarray: that would turn [1, "a"] into strings and nested lists into 2-D
+        arr = np.empty(len(col), dtype=object)
+        arr[:] = list(col)
+        return arr
+    raise TypeError(f"{label} must be a column (list, tuple, numpy array or pandas Series), "
+                    f"not {type(col).__name__}")

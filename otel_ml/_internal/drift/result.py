@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import enum
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from otel_ml._internal.drift.profile import FeatureKind
+from otel_ml._internal.drift.features import FeatureKind
 
 
 class DriftStatus(enum.Enum):
@@ -18,16 +19,29 @@ class DriftStatus(enum.Enum):
     INSUFFICIENT_DATA = -1
 
 
+STATUS_SCORE_KEYS: Mapping[str, str] = {
+    "psi": "psi",
+    "jensen_shannon": "jensen_shannon",
+    "wasserstein": "wasserstein",
+    "ks": "ks_statistic",
+}
+"""The ``scores`` key each status method compares with its thresholds."""
+
+
 @dataclass(frozen=True)
 class DriftResult:
     """Drift of one feature (or of the predictions, ``feature="__prediction__"``) over one window.
 
-    ``scores`` holds the methods that apply to the kind: ``psi``, ``jensen_shannon``,
+    ``scores`` holds the methods that ran: by default ``psi``, ``jensen_shannon``,
     ``wasserstein``, ``ks_statistic``, ``ks_p_value`` (numeric); ``psi``, ``jensen_shannon``,
     ``chi2_statistic``, ``chi2_p_value`` (categorical, boolean). ``n`` is the number of valid
     current values in the window; ``sample_n`` the size of the raw-value sample used for KS and
-    Wasserstein. ``psi_warning`` / ``psi_drift`` are the size-aware thresholds that decided
-    ``status`` (see :mod:`otel_ml._internal.drift.methods`).
+    Wasserstein.
+
+    ``status_method`` is the method whose score decided ``status`` (the policy's, or ``psi``
+    where the policy's does not apply, see :mod:`otel_ml._internal.drift.policy`);
+    ``warning_threshold`` / ``drift_threshold`` are the size-aware thresholds that score was
+    compared with (``status_score >= threshold``; NaN when the status is INSUFFICIENT_DATA).
     """
 
     feature: str
@@ -35,9 +49,15 @@ class DriftResult:
     n: int
     scores: Mapping[str, float]
     status: DriftStatus
-    psi_warning: float = float("nan")
-    psi_drift: float = float("nan")
+    status_method: str = "psi"
+    warning_threshold: float = math.nan
+    drift_threshold: float = math.nan
     sample_n: int = 0
+
+    @property
+    def status_score(self) -> float:
+        """The score that decided ``status`` (NaN when it was not computed)."""
+        return self.scores.get(STATUS_SCORE_KEYS.get(self.status_method, self.status_method), math.nan)
 
 
 ISSUES: tuple[str, ...] = ("missing", "nan", "inf", "unseen_category", "out_of_range", "type_mismatch")

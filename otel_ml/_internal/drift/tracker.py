@@ -3,33 +3,37 @@
 Usage::
 
     profile = ReferenceProfile.load("reference.json")
-    tracker = DriftTracker(profile, window_s=300, sub_windows=5)
+    tracker = DriftTracker(profile, policy=DriftPolicy(window_s=300, sub_windows=5))
     tracker.update({"age": 41, "region": "eu"})          # one row (dict, list, 1-D numpy)
     tracker.update(batch_df)                              # a batch (DataFrame, 2-D numpy, dict of arrays)
-    tracker.update_predictions(scores=probas[:, 1])
+    tracker.update_predictions(probas.max(axis=1))        # values of the profile's prediction_kind
     results = tracker.evaluate()                          # {feature: DriftResult}
-    tracker.register_metrics(meter, {"ml.model.name": "churn", "ml.model.version": "3"})
+
+The tracker only holds state; turning it into OpenTelemetry instruments is the wiring module's
+job (it reads :meth:`evaluate_cached`, :meth:`cumulative_bins`, ``data_quality(cumulative=True)``
+and the profile's proportions).
 
 ``update`` and ``update_predictions`` never raise: input that cannot be used is counted in the
 data-quality counters (per feature) or, when a whole call is unusable (wrong length, unknown
-type), in :func:`otel_ml._internal.selftelemetry.dropped`. All methods are thread-safe (one
-lock per tracker, held only for the counting).
+type), in the tracker's :class:`~otel_ml._internal.selftelemetry.SelfTelemetry` registry. All
+methods are thread-safe (one lock per tracker, held only for the counting).
 """
 
 from __future__ import annotations
 
-import math
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
-from otel_ml._internal import selftelemetry
+from otel_ml._internal import selftelemetry as _selftelemetry
 from otel_ml._internal.drift import methods as _methods
-from otel_ml._internal.drift.profile import FeatureKind, ReferenceProfile
-from otel_ml._internal.drift.result import ISSUES, DriftResult, DriftStatus, FeatureQuality
+from otel_ml._internal.drift.features import FeatureProfile, PredictionKind, ProfileLike
+from otel_ml._internal.drift.policy import DriftPolicy
+from otel_ml._internal.drift.result import ISSUES, STATUS_SCORE_KEYS, DriftResult, DriftStatus, FeatureQuality
 from otel_ml._internal.drift.window import FeatureGroup
 
 _SIGNAL = "drift"
@@ -38,60 +42,57 @@ _SIGNAL = "drift"
 class DriftTracker:
     """Windowed drift (PSI, JS, Wasserstein, KS, chi²) and data quality for one model.
 
-    ``window_s``: length of the sliding window evaluated; ``sub_windows``: how many tumbling
-    sub-windows it slides by (1 = tumbling). ``min_samples``: below this many valid current
-    values a feature's status is INSUFFICIENT_DATA. ``reservoir_size``: raw values kept per
-    window and numeric feature for KS/Wasserstein (memory: 8 bytes x features x this).
-    ``methods``: override the per-kind defaults of :data:`methods.DEFAULT_METHODS` (methods
-    not applicable to a kind are skipped for it). ``psi_warning`` / ``psi_drift``: the
-    large-window PSI thresholds (see :mod:`otel_ml._internal.drift.methods` for the
-    size-aware rule).
+    Args:
+        profile: the reference (a :class:`~otel_ml._internal.drift.profile.ReferenceProfile`).
+        policy: methods, status rule, thresholds, window and sample size; default ``DriftPolicy()``.
+        clock: seconds, for the sliding window (``time.monotonic``; pass a fixed or replayed one
+            to evaluate recorded traffic).
+        seed: seed of the reservoir sampling.
+        selftelemetry: where unusable input is counted; default the process's registry.
     """
 
     def __init__(
         self,
-        profile: ReferenceProfile,
+        profile: ProfileLike,
         *,
-        window_s: float = 300.0,
-        sub_windows: int = 5,
-        min_samples: int = 100,
-        reservoir_size: int = 2000,
-        methods: Sequence[str] | None = None,
-        psi_warning: float = 0.1,
-        psi_drift: float = 0.25,
+        policy: DriftPolicy | None = None,
         clock: Callable[[], float] = time.monotonic,
         seed: int = 0,
+        selftelemetry: _selftelemetry.SelfTelemetry | None = None,
     ) -> None:
-        if not isinstance(profile, ReferenceProfile):
+        feats = getattr(profile, "features", None)
+        pred = getattr(profile, "prediction", None)
+        if (not isinstance(feats, (tuple, list)) or not all(isinstance(f, FeatureProfile) for f in feats)
+                or not (pred is None or isinstance(pred, FeatureProfile))):
             raise TypeError(f"profile must be a ReferenceProfile, not {type(profile).__name__}")
-        if not (isinstance(window_s, (int, float)) and window_s > 0 and math.isfinite(window_s)):
-            raise ValueError(f"window_s must be a positive number of seconds, got {window_s!r}")
-        if not isinstance(sub_windows, int) or sub_windows < 1:
-            raise ValueError(f"sub_windows must be an int >= 1, got {sub_windows!r}")
-        if not isinstance(min_samples, int) or min_samples < 1:
-            raise ValueError(f"min_samples must be an int >= 1, got {min_samples!r}")
-        if not isinstance(reservoir_size, int) or reservoir_size < 10:
-            raise ValueError(f"reservoir_size must be an int >= 10, got {reservoir_size!r}")
-        if not 0 < psi_warning <= psi_drift:
-            raise ValueError("need 0 < psi_warning <= psi_drift")
+        if policy is None:
+            policy = DriftPolicy()
+        elif not isinstance(policy, DriftPolicy):
+            raise TypeError(f"policy must be a DriftPolicy, not {type(policy).__name__}")
         if not callable(clock):
             raise TypeError("clock must be a callable returning seconds")
-        if methods is not None:
-            _methods.validate(methods)
+        if not isinstance(seed, int) or isinstance(seed, bool):
+            raise TypeError(f"seed must be an int, not {type(seed).__name__}")
+        if selftelemetry is None:
+            selftelemetry = _selftelemetry.DEFAULT
+        elif not isinstance(selftelemetry, _selftelemetry.SelfTelemetry):
+            raise TypeError(f"selftelemetry must be a SelfTelemetry registry, not {type(selftelemetry).__name__}")
         self.profile = profile
-        self.min_samples = min_samples
-        self.psi_warning = psi_warning
-        self.psi_drift = psi_drift
-        self._methods = tuple(methods) if methods is not None else None
+        self.policy = policy
+        self._telemetry = selftelemetry
         self._lock = threading.Lock()
-        kw: dict[str, Any] = dict(window_s=float(window_s), sub_windows=sub_windows,
-                                  reservoir_size=reservoir_size, clock=clock)
-        self._features = FeatureGroup(profile.features, seed=seed, **kw)
-        self._predictions = (FeatureGroup([profile.prediction], seed=seed + 1, **kw)
-                             if profile.prediction is not None else None)
-        self._n_features = len(profile.features)
+        kw: dict[str, Any] = dict(window_s=float(policy.window_s), sub_windows=policy.sub_windows,
+                                  sample_size=policy.sample_size, clock=clock)
+        self._features = FeatureGroup(feats, seed=seed, **kw)
+        self._predictions = FeatureGroup([pred], seed=seed + 1, **kw) if pred is not None else None
+        self._n_features = len(feats)
         self._clock = clock
         self._eval_cache: tuple[float, dict[str, DriftResult]] | None = None
+
+    @property
+    def prediction_kind(self) -> PredictionKind | None:
+        """What :meth:`update_predictions` takes: the profile's prediction kind (None: no predictions)."""
+        return self.profile.prediction_kind if self._predictions is not None else None
 
     @property
     def feature_names(self) -> list[str]:
@@ -104,21 +105,24 @@ class DriftTracker:
         try:
             self._update(self._features, features)
         except Exception as exc:
-            selftelemetry.dropped("drift_update_error", _SIGNAL, 1, detail=repr(exc)[:200])
+            self._telemetry.dropped("drift_update_error", _SIGNAL, 1, detail=repr(exc)[:200])
 
-    def update_predictions(self, scores: Any = None, classes: Any = None) -> None:
-        """Count prediction scores (numeric reference) or classes (categorical reference)."""
+    def update_predictions(self, values: Any) -> None:
+        """Count predictions of the profile's :attr:`prediction_kind` (one value or a 1-D batch).
+
+        The caller picks the values of that kind (top-class confidences, positive-class scores,
+        class labels or regression outputs). Never raises; unusable input is counted.
+        """
         try:
             group = self._predictions
             if group is None:
-                selftelemetry.dropped("drift_no_prediction_reference", _SIGNAL, 1)
+                self._telemetry.dropped("drift_no_prediction_reference", _SIGNAL, 1)
                 return
-            numeric = group.features[0].kind is FeatureKind.NUMERIC
-            values = scores if numeric else classes
-            if values is None:
-                selftelemetry.dropped("drift_prediction_kind_mismatch", _SIGNAL, 1)
+            try:
+                arr = values if isinstance(values, np.ndarray) else np.asarray(values)
+            except (TypeError, ValueError):  # ragged nesting: no one shape to read
+                self._telemetry.dropped("drift_bad_shape", _SIGNAL, 1)
                 return
-            arr = np.asarray(values) if not isinstance(values, np.ndarray) else values
             if arr.ndim == 0:
                 with self._lock:
                     group.update_row([arr.item()], False)
@@ -126,9 +130,9 @@ class DriftTracker:
                 with self._lock:
                     group.update_columns([arr], arr.shape[0])
             else:
-                selftelemetry.dropped("drift_bad_shape", _SIGNAL, 1)
+                self._telemetry.dropped("drift_bad_shape", _SIGNAL, 1)
         except Exception as exc:
-            selftelemetry.dropped("drift_update_error", _SIGNAL, 1, detail=repr(exc)[:200])
+            self._telemetry.dropped("drift_update_error", _SIGNAL, 1, detail=repr(exc)[:200])
 
     def _update(self, group: FeatureGroup, data: Any) -> None:
         nf = self._n_features
@@ -143,19 +147,19 @@ class DriftTracker:
         if isinstance(data, np.ndarray):
             if data.ndim == 1:
                 if data.shape[0] != nf:
-                    selftelemetry.dropped("drift_wrong_length", _SIGNAL, 1)
+                    self._telemetry.dropped("drift_wrong_length", _SIGNAL, 1)
                     return
                 row = data.tolist()
                 with self._lock:
                     group.update_row(row, False)
             elif data.ndim == 2:
                 if data.shape[1] != nf:
-                    selftelemetry.dropped("drift_wrong_length", _SIGNAL, data.shape[0])
+                    self._telemetry.dropped("drift_wrong_length", _SIGNAL, data.shape[0])
                     return
                 with self._lock:
                     group.update_columns([data[:, i] for i in range(nf)], data.shape[0])
             else:
-                selftelemetry.dropped("drift_bad_shape", _SIGNAL, 1)
+                self._telemetry.dropped("drift_bad_shape", _SIGNAL, 1)
             return
         if isinstance(data, (list, tuple)):
             if data and isinstance(data[0], (list, tuple, np.ndarray, dict)):
@@ -163,16 +167,15 @@ class DriftTracker:
                     self._update(group, row)
                 return
             if len(data) != nf:
-                selftelemetry.dropped("drift_wrong_length", _SIGNAL, 1)
+                self._telemetry.dropped("drift_wrong_length", _SIGNAL, 1)
                 return
             with self._lock:
                 group.update_row(data, False)
             return
         if hasattr(data, "columns") and hasattr(data, "__len__"):  # pandas DataFrame
             n = len(data)
-            cols: list[Any] = []
             colset = {str(c): c for c in data.columns}
-            cols = []
+            cols: list[Any] = []
             for name in group.names:
                 c = colset.get(name)
                 if c is None:
@@ -187,7 +190,7 @@ class DriftTracker:
         if hasattr(data, "index") and hasattr(data, "to_dict"):  # pandas Series = one row
             self._update(group, {str(k): v for k, v in data.to_dict().items()})
             return
-        selftelemetry.dropped("drift_unsupported_input", _SIGNAL, 1, detail=type(data).__name__)
+        self._telemetry.dropped("drift_unsupported_input", _SIGNAL, 1, detail=type(data).__name__)
 
     def _update_dict_of_columns(self, group: FeatureGroup, data: Mapping[Any, Any]) -> None:
         cols: list[Any] = []
@@ -201,12 +204,12 @@ class DriftTracker:
                 c if isinstance(c, np.ndarray) else np.asarray(c, dtype=object))
             arr = arr.ravel()
             if n >= 0 and arr.shape[0] != n:
-                selftelemetry.dropped("drift_wrong_length", _SIGNAL, max(n, arr.shape[0]))
+                self._telemetry.dropped("drift_wrong_length", _SIGNAL, max(n, arr.shape[0]))
                 return
             n = arr.shape[0]
             cols.append(arr)
         if n < 0:
-            selftelemetry.dropped("drift_no_known_feature", _SIGNAL, 1)
+            self._telemetry.dropped("drift_no_known_feature", _SIGNAL, 1)
             return
         with self._lock:
             group.update_columns(cols, n)
@@ -222,29 +225,40 @@ class DriftTracker:
             for i, f in enumerate(g.features):
                 plan = g.plans[i]
                 counts = snap.bins[plan.offset:plan.offset + plan.n_bins]
-                n = int(counts.sum())
                 if plan.num_col >= 0 and snap.sample.size:
                     col = snap.sample[:, plan.num_col]
                     sample = col[~np.isnan(col)]
                 else:
                     sample = np.empty(0)
-                if n < self.min_samples:
-                    out[f.name] = DriftResult(f.name, f.kind, n, {}, DriftStatus.INSUFFICIENT_DATA,
-                                              sample_n=int(sample.size))
-                    continue
-                wd = _methods.WindowData(f, counts, sample)
-                scores: dict[str, float] = {}
-                names = self._methods or _methods.DEFAULT_METHODS[f.kind]
-                for m in names:
-                    if m in _methods.available(f.kind):
-                        scores.update(_methods.get(m, f.kind)(wd))
-                psi = scores.get("psi")
-                if psi is None:
-                    psi = _methods.psi(counts / n, np.asarray(f.proportions))
-                warn, drift = _methods.psi_thresholds(f, n, self.psi_warning, self.psi_drift)
-                out[f.name] = DriftResult(f.name, f.kind, n, scores, _methods.status_for(psi, warn, drift),
-                                          warn, drift, int(sample.size))
+                out[f.name] = self._judge(f, counts, sample)
         return out
+
+    def _judge(self, f: FeatureProfile, counts: npt.NDArray[np.int64], sample: npt.NDArray[np.float64]
+               ) -> DriftResult:
+        policy = self.policy
+        n = int(counts.sum())
+        status_method = policy.status_method
+        # PSI stands in where the status method cannot judge: not defined for the kind, or a
+        # sample too small for it (a mostly-missing feature); the result says which decided.
+        if status_method not in _methods.available(f.kind) or (
+                status_method in _methods.SAMPLE_METHODS and sample.size < policy.min_samples):
+            status_method = "psi"
+        if n < policy.min_samples:
+            return DriftResult(f.name, f.kind, n, {}, DriftStatus.INSUFFICIENT_DATA, status_method,
+                               sample_n=int(sample.size))
+        wd = _methods.WindowData(f, counts, sample)
+        scores: dict[str, float] = {}
+        to_run = policy.methods_for(f.kind)
+        for m in (*to_run, *(() if status_method in to_run else (status_method,))):
+            scores.update(_methods.get(m, f.kind)(wd))
+        warning, drift = policy.thresholds(status_method)
+        warning = max(warning, _methods.significance_floor(status_method, f, n, int(sample.size),
+                                                           policy.warning_alpha))
+        drift = max(drift, _methods.significance_floor(status_method, f, n, int(sample.size),
+                                                       policy.drift_alpha))
+        score = scores[STATUS_SCORE_KEYS[status_method]]
+        return DriftResult(f.name, f.kind, n, scores, _methods.status_for(score, warning, drift),
+                           status_method, warning, drift, int(sample.size))
 
     def evaluate_cached(self, max_age_s: float = 1.0) -> dict[str, DriftResult]:
         """:meth:`evaluate`, reused for ``max_age_s`` (one evaluation per metrics collection)."""
@@ -280,9 +294,3 @@ class DriftTracker:
 
     def _groups(self) -> list[FeatureGroup]:
         return [self._features] + ([self._predictions] if self._predictions is not None else [])
-
-    def register_metrics(self, meter: Any, attributes: Mapping[str, str] | None = None) -> None:
-        """Create observable instruments on ``meter`` (see :mod:`otel_ml._internal.drift.otel`)."""
-        from otel_ml._internal.drift.otel import register_drift_metrics
-
-        register_drift_metrics(self, meter, dict(attributes or {}))

@@ -1,13 +1,27 @@
-"""Windowed, mergeable per-feature state: bin counts, data-quality counts, a raw-value reservoir.
+"""Windowed, mergeable per-feature state: bin counts, data-quality counts, a raw-value sample.
 
 A window is a ring of ``sub_windows`` tumbling sub-windows of ``window_s / sub_windows``
 seconds; evaluation merges the live ones (sliding window), ``sub_windows=1`` is tumbling.
 A sub-window that leaves the ring is folded into cumulative totals (what the OTel counters
 export), so memory is fixed: per sub-window one int64 bin array, one int64 issue array and a
-``reservoir_rows x numeric_features`` float64 reservoir (Algorithm R, one decision per row, so
-a single row costs one random draw). Single rows update Python lists (cheaper than numpy
-scalar writes); batches update numpy arrays with ``np.searchsorted`` + ``np.bincount``.
+``rows x numeric_features`` float64 reservoir (float64 because reference and current values
+tie exactly in real data, and float32 would move KS). Single rows update Python lists (cheaper
+than numpy scalar writes); batches update numpy arrays with ``np.searchsorted`` + ``np.bincount``.
 Callers hold the tracker's lock.
+
+Sample: a window's sample is a uniform sample of ``min(sample_size, rows in window)`` rows,
+whatever the traffic shape (bursts, replays, a batch job landing in one sub-window). The open
+sub-window keeps an Algorithm R reservoir of up to ``sample_size`` rows (one random draw per
+row). Sub-windows expire oldest first and the newer ones' row counts only grow, so a *closed*
+sub-window ``i`` never contributes more than ``ceil(S * rows_i / sum_{j >= i, live} rows_j)``
+rows to a window's sample; at rotation and at evaluation its reservoir is cut to that (a uniform
+subsample of a uniform sample is uniform). With even traffic over 5 sub-windows that is
+S·(1 + 1/2 + ... + 1/5) ~ 2.3·S rows instead of 5·S. Merging gives each live sub-window its
+share ``m * rows_i / R`` of the ``m = min(S, R)`` rows, rounded by systematic sampling so that
+every row of the window has the same inclusion probability ``m / R``.
+
+A clock that goes backwards keeps counting into the newest sub-window (rows are never written
+into a closed, already cut reservoir).
 """
 
 from __future__ import annotations
@@ -22,7 +36,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from otel_ml._internal.drift.profile import FeatureKind, FeatureProfile, numeric_bin_index
+from otel_ml._internal.drift.features import FeatureKind, FeatureProfile, numeric_bin_index
 from otel_ml._internal.drift.result import ISSUES
 
 I64 = npt.NDArray[np.int64]
@@ -71,19 +85,24 @@ def _plan(features: Sequence[FeatureProfile]) -> list[_Plan]:
     return plans
 
 
+_UNUSED = -(2**62)  # epoch of a slot that never held rows (any real epoch is larger)
+
+
 class _Slot:
     __slots__ = ("batch_bins", "batch_issues", "epoch", "res", "row_bins", "row_issues", "rows")
 
     def __init__(self, n_bins: int, n_issues: int) -> None:
-        self.epoch = -1
+        self.epoch = _UNUSED
         self.rows = 0
         self.row_bins = [0] * n_bins
         self.row_issues = [0] * n_issues
         self.batch_bins: I64 = np.zeros(n_bins, dtype=np.int64)
         self.batch_issues: I64 = np.zeros(n_issues, dtype=np.int64)
+        # Rows 0 .. min(rows, len(res)) - 1 are the sample: a reservoir of ``sample_size`` rows
+        # while the slot is open, cut to what the window can still need once it is closed.
         self.res: FloatArray | None = None
 
-    def reset(self, epoch: int) -> None:
+    def reset(self, epoch: int, capacity: int) -> None:
         self.epoch = epoch
         self.rows = 0
         n = len(self.row_bins)
@@ -91,7 +110,12 @@ class _Slot:
         self.row_issues[:] = [0] * len(self.row_issues)
         self.batch_bins.fill(0)
         self.batch_issues.fill(0)
-        # the reservoir is overwritten in place; ``rows`` says how much of it is valid
+        if self.res is not None and self.res.shape[0] < capacity:
+            self.res = None  # a cut reservoir; a full one is overwritten in place
+
+    def kept(self) -> int:
+        """Sample rows held."""
+        return 0 if self.res is None else min(self.rows, self.res.shape[0])
 
 
 @dataclass(frozen=True)
@@ -106,7 +130,7 @@ class FeatureGroup:
     """State of a set of features that arrive together (the model inputs, or the predictions)."""
 
     def __init__(self, features: Sequence[FeatureProfile], *, window_s: float, sub_windows: int,
-                 reservoir_size: int, clock: Callable[[], float], seed: int) -> None:
+                 sample_size: int, clock: Callable[[], float], seed: int) -> None:
         self.features = list(features)
         self.names = [f.name for f in self.features]
         self.index = {n: i for i, n in enumerate(self.names)}
@@ -116,7 +140,7 @@ class FeatureGroup:
         self.num_plans = [p for p in self.plans if p.kind == 0]
         self.sub_s = window_s / sub_windows
         self.sub_windows = sub_windows
-        self.res_rows = max(1, math.ceil(reservoir_size / sub_windows))
+        self.res_rows = sample_size
         self.clock = clock
         self.slots = [_Slot(self.n_bins, self.n_issues) for _ in range(sub_windows)]
         self.retired_bins: I64 = np.zeros(self.n_bins, dtype=np.int64)
@@ -125,33 +149,45 @@ class FeatureGroup:
         self.rand = random.Random(seed).random
         self.rng = np.random.default_rng(seed)
         self.cur = self.slots[0]
-        self.cur_epoch = -(2**62)
+        self.cur_epoch = _UNUSED
 
     # --- sub-window ring --------------------------------------------------------------
 
     def slot(self) -> _Slot:
         epoch = int(self.clock() // self.sub_s)
-        if epoch != self.cur_epoch:
+        if epoch > self.cur_epoch:
             self._rotate(epoch)
         return self.cur
 
     def _rotate(self, epoch: int) -> None:
         s = self.slots[epoch % self.sub_windows]
-        if s.epoch != epoch:
-            if s.epoch >= 0 or s.rows:
-                self.retired_bins += s.batch_bins
-                self.retired_bins += np.asarray(s.row_bins, dtype=np.int64)
-                self.retired_issues += s.batch_issues
-                self.retired_issues += np.asarray(s.row_issues, dtype=np.int64)
-                self.retired_rows += s.rows
-            s.reset(epoch)
+        if s.epoch != _UNUSED:
+            self.retired_bins += s.batch_bins
+            self.retired_bins += np.asarray(s.row_bins, dtype=np.int64)
+            self.retired_issues += s.batch_issues
+            self.retired_issues += np.asarray(s.row_issues, dtype=np.int64)
+            self.retired_rows += s.rows
+        s.reset(epoch, self.res_rows)
         self.cur = s
         self.cur_epoch = epoch
+        self._cut(self.live_slots())
 
     def _reservoir(self, s: _Slot) -> FloatArray:
         if s.res is None:
             s.res = np.full((self.res_rows, len(self.num_plans)), np.nan)
         return s.res
+
+    def _cut(self, live: list[_Slot]) -> None:
+        """Cut each closed live slot's sample to the most any later window can take from it."""
+        after = 0  # rows in this slot and the newer live ones
+        for s in reversed(live):  # newest first
+            after += s.rows
+            if s is self.cur or s.res is None or not s.rows:
+                continue
+            need = -(-self.res_rows * s.rows // after)  # exact integer ceil
+            kept = s.kept()
+            if need < kept:
+                s.res = s.res[np.sort(self.rng.choice(kept, need, replace=False))]
 
     # --- single rows --------------------------------------------------------------------
 
@@ -290,11 +326,13 @@ class FeatureGroup:
     # --- reading ------------------------------------------------------------------------
 
     def live_slots(self) -> list[_Slot]:
-        now_epoch = int(self.clock() // self.sub_s)
-        return [s for s in self.slots if s.epoch > now_epoch - self.sub_windows and s.epoch <= now_epoch]
+        """Slots of the current window, oldest first."""
+        now_epoch = max(int(self.clock() // self.sub_s), self.cur_epoch)
+        live = [s for s in self.slots if now_epoch - self.sub_windows < s.epoch <= now_epoch]
+        return sorted(live, key=lambda s: s.epoch)
 
     def window(self) -> Snapshot:
-        """Merged state of the live sub-windows; the sample is drawn proportionally to rows."""
+        """Merged state of the live sub-windows and a uniform sample of min(sample_size, rows) rows."""
         live = self.live_slots()
         bins = np.zeros(self.n_bins, dtype=np.int64)
         issues = np.zeros(self.n_issues, dtype=np.int64)
@@ -305,29 +343,52 @@ class FeatureGroup:
             issues += s.batch_issues
             issues += np.asarray(s.row_issues, dtype=np.int64)
             rows += s.rows
-        parts = [(s.rows, s.res[: min(s.rows, self.res_rows)]) for s in live
-                 if s.res is not None and s.rows]
+        self._cut(live)
+        return Snapshot(rows, bins, issues, self._sample(live, rows))
+
+    def _sample(self, live: list[_Slot], total: int) -> FloatArray:
+        parts = [s for s in live if s.res is not None and s.rows]
         if not parts:
-            sample = np.empty((0, len(self.num_plans)))
-        elif len(parts) == 1:
-            sample = parts[0][1]
-        else:
-            # each sub-window's reservoir is a uniform sample of its rows; keep the same
-            # sampling fraction from each so the merged sample is uniform over the window
-            frac = min(len(r) / n for n, r in parts)
-            chunks = []
-            for n, r in parts:
-                k = min(len(r), round(frac * n))
-                chunks.append(r if k == len(r) else r[self.rng.choice(len(r), k, replace=False)])
-            sample = np.concatenate(chunks)
-        return Snapshot(rows, bins, issues, sample)
+            return np.empty((0, len(self.num_plans)))
+        m = min(self.res_rows, total)
+        # Slot i's share is m * rows_i / total rows: its integer part always, one more row with
+        # probability equal to the fractional part (systematic sampling over the remainders,
+        # exactly m rows in all), so every row is in the sample with probability m / total.
+        shares = [m * s.rows for s in parts]
+        take = [sh // total for sh in shares]
+        extra = m - sum(take)
+        if extra:
+            point = int(self.rng.integers(total))
+            low = 0
+            for i, sh in enumerate(shares):
+                high = low + sh % total
+                # slot i gets a row when some point + j * total (j < extra) falls in [low, high)
+                j = max(0, -(-(low - point) // total))
+                if j < extra and point + j * total < high:
+                    take[i] += 1
+                low = high
+        chunks = []
+        for s, k in zip(parts, take, strict=True):
+            kept = s.kept()
+            res = s.res
+            if res is None:
+                continue
+            # _cut keeps at least ceil(S * rows_i / rows of this and newer slots) >= k rows
+            k = min(k, kept)
+            if k == kept:
+                chunks.append(res[:kept])
+            elif k:
+                chunks.append(res[self.rng.choice(kept, k, replace=False)])
+        if len(chunks) == 1:
+            return chunks[0].copy()  # the open reservoir changes after the tracker's lock is released
+        return np.concatenate(chunks) if chunks else np.empty((0, len(self.num_plans)))
 
     def cumulative(self) -> tuple[int, I64, I64]:
         bins = self.retired_bins.copy()
         issues = self.retired_issues.copy()
         rows = self.retired_rows
         for s in self.slots:
-            if s.epoch >= 0 or s.rows:
+            if s.epoch != _UNUSED:
                 bins += s.batch_bins
                 bins += np.asarray(s.row_bins, dtype=np.int64)
                 issues += s.batch_issues
