@@ -15,8 +15,10 @@ Every call records ``ml.inference.duration`` (with exemplars linking to its trac
 ``ml.inference.batch.size``, ``ml.prediction.confidence`` and ``ml.predictions`` by class, with
 ``ml.model.name`` / ``ml.model.version`` on every signal, plus one span per inference, child of
 the current (e.g. HTTP) span. LLM servers use ``monitor.generation()`` / ``monitor.wrap_stream()``
-for the GenAI semantic-convention metrics. Give the monitor a ``reference=ReferenceProfile`` for
-drift and data quality, and call ``monitor.record_outcome(id, actual)`` when labels arrive.
+for the GenAI semantic-convention metrics. Give the monitor a ``reference=ReferenceProfile`` (and
+optionally a ``drift_policy=DriftPolicy(...)``) for drift and data quality, pass
+``prediction_ids=`` with a batch, and call ``monitor.record_outcomes(ids, actuals)`` when labels
+arrive. ``ReferenceProfile.compare(batch)`` answers the same drift question for a whole batch.
 """
 
 from __future__ import annotations
@@ -24,15 +26,18 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from otel_ml._internal.genai import Generation
-from otel_ml._internal.monitor import Inference, ModelMonitor
+from otel_ml._internal.inference import Inference
+from otel_ml._internal.monitor import ModelMonitor
 from otel_ml._internal.setup import Telemetry, configure
 from otel_ml._internal.version import __version__
 
 if TYPE_CHECKING:
-    from otel_ml._internal.drift import DriftResult, DriftStatus, DriftTracker, ReferenceProfile
+    from otel_ml._internal.drift import DriftPolicy, DriftResult, DriftStatus, DriftTracker, ReferenceProfile
+    from otel_ml._internal.errors import ProfileError
     from otel_ml._internal.quality import OutcomeTracker, QualityReport
 
 __all__ = [
+    "DriftPolicy",
     "DriftResult",
     "DriftStatus",
     "DriftTracker",
@@ -40,6 +45,7 @@ __all__ = [
     "Inference",
     "ModelMonitor",
     "OutcomeTracker",
+    "ProfileError",
     "QualityReport",
     "ReferenceProfile",
     "Telemetry",
@@ -49,6 +55,8 @@ __all__ = [
 
 # Drift and quality pull in numpy-heavy modules: imported on first use, not at `import otel_ml`.
 _LAZY = {
+    "DriftPolicy": "otel_ml._internal.drift",
+    "ProfileError": "otel_ml._internal.errors",
     "DriftResult": "otel_ml._internal.drift",
     "DriftStatus": "otel_ml._internal.drift",
     "DriftTracker": "otel_ml._internal.drift",

@@ -4,7 +4,8 @@ Subcommands::
 
     otel-ml stack up|down|status     the local collector + Prometheus + Alertmanager + Jaeger + Loki
     otel-ml bench overhead [--json]  per-inference CPU overhead against naive OTel instrumentation
-    otel-ml bench drift [--json]     drift throughput, latency, memory and a comparison with Evidently
+    otel-ml bench drift [--json]     drift throughput, latency, memory, label retention, vs Evidently
+    otel-ml bench outcomes [--json]  memory per prediction waiting for its label, join throughput
     otel-ml profile DATA -o OUT      build a reference profile (JSON) from CSV or Parquet training data
 
 Each subcommand lives beside the code it drives and registers itself here through a
@@ -22,6 +23,7 @@ from otel_ml._internal.errors import CLIError
 
 def build_parser() -> argparse.ArgumentParser:
     from otel_ml._internal.bench import drift as bench_drift
+    from otel_ml._internal.bench import outcomes as bench_outcomes
     from otel_ml._internal.bench import overhead as bench_overhead
     from otel_ml._internal.drift import cli as profile_cli
     from otel_ml._internal.stack import cli as stack_cli
@@ -33,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench_sub = bench.add_subparsers(dest="bench", required=True)
     bench_overhead.register(bench_sub)
     bench_drift.register(bench_sub)
+    bench_outcomes.register(bench_sub)
     profile_cli.register(sub)
     return parser
 

@@ -12,11 +12,16 @@ Usage::
             point = cap.histogram("ml.inference.duration", **{"ml.model.name": "fraud"})
             assert point.count == 1
             assert cap.counter("ml.predictions", **{"ml.prediction.class": "fraud"}) == 1
+            assert cap.dropped() == 0            # nothing otel_ml had to drop
 
 Everything stays in memory: spans in an ``InMemorySpanExporter`` (exported synchronously),
 metrics through an ``InMemoryMetricReader``, logs in an ``InMemoryLogRecordExporter`` fed by an
-otel_ml logging handler on the root logger for the duration of the block. The providers are
-private to the capture (never installed globally), so tests do not leak into each other.
+OpenTelemetry logging handler on the root logger for the duration of the block. The providers
+are private to the capture (never installed globally), and so is the capture's self-telemetry
+(``cap.dropped(...)``, exported as ``otel_ml.dropped``): tests do not leak into each other.
+
+Lookups that find nothing raise :class:`TelemetryNotFound` (an ``AssertionError``, raised
+explicitly so it also fails under ``python -O``).
 """
 
 from __future__ import annotations
@@ -36,10 +41,15 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.trace.sampling import Sampler
 
-from otel_ml._internal.logs import OTelLogHandler
+from otel_ml._internal import selftelemetry
+from otel_ml._internal.logs import make_handler
 from otel_ml._internal.monitor import ModelMonitor
 
-__all__ = ["MetricPoint", "TelemetryCapture", "capture_telemetry"]
+__all__ = ["MetricPoint", "TelemetryCapture", "TelemetryNotFound", "capture_telemetry"]
+
+
+class TelemetryNotFound(AssertionError):
+    """A lookup found no (or more than one) matching data point."""
 
 
 class MetricPoint:
@@ -71,14 +81,23 @@ class TelemetryCapture:
         self.log_exporter = InMemoryLogRecordExporter()  # type: ignore[no-untyped-call]
         self.logger_provider = LoggerProvider(resource=resource)
         self.logger_provider.add_log_record_processor(SimpleLogRecordProcessor(self.log_exporter))
-        self.log_handler = OTelLogHandler(self.logger_provider)
+        self.log_handler = make_handler(self.logger_provider)
+        self.selftelemetry = selftelemetry.SelfTelemetry()
+        selftelemetry.bind(self.meter_provider, self.selftelemetry)
+        self._monitors: list[ModelMonitor] = []
 
     # -- making things under test
     def monitor(self, name: str, **kwargs: Any) -> ModelMonitor:
-        """A :class:`ModelMonitor` wired to this capture's providers."""
+        """A :class:`ModelMonitor` wired to this capture's providers (closed with the capture)."""
         kwargs.setdefault("tracer_provider", self.tracer_provider)
         kwargs.setdefault("meter_provider", self.meter_provider)
-        return ModelMonitor(name, **kwargs)
+        monitor = ModelMonitor(name, **kwargs)
+        self._monitors.append(monitor)
+        return monitor
+
+    def dropped(self, reason: str | None = None, signal: str | None = None) -> int:
+        """Items otel_ml dropped in this capture for ``reason`` / ``signal`` (any when None)."""
+        return self.selftelemetry.count(reason, signal)
 
     # -- reading what was recorded
     def spans(self, name: str | None = None) -> list[ReadableSpan]:
@@ -103,18 +122,21 @@ class TelemetryCapture:
         return [p for p in self.metrics() if p.name == name and _matches(p.attributes, attributes)]
 
     def histogram(self, name: str, **attributes: Any) -> HistogramDataPoint:
-        """The single histogram point of ``name`` matching ``attributes`` (AssertionError otherwise)."""
+        """The single histogram point of ``name`` matching ``attributes`` (:class:`TelemetryNotFound` otherwise)."""
         points = self.points(name, **attributes)
-        assert len(points) == 1, f"expected one {name} point matching {attributes}, got {points}"
+        if len(points) != 1:
+            raise TelemetryNotFound(f"expected one {name} point matching {attributes}, got {points}")
         point = points[0].point
-        assert isinstance(point, HistogramDataPoint), f"{name} is not a histogram"
+        if not isinstance(point, HistogramDataPoint):
+            raise TelemetryNotFound(f"{name} is not a histogram: {point!r}")
         return point
 
     def counter(self, name: str, **attributes: Any) -> float:
         """Sum of the counter points of ``name`` matching ``attributes`` (0 when there are none)."""
         total: float = 0
         for p in self.points(name, **attributes):
-            assert isinstance(p.point, NumberDataPoint), f"{name} is not a sum"
+            if not isinstance(p.point, NumberDataPoint):
+                raise TelemetryNotFound(f"{name} is not a sum or gauge: {p.point!r}")
             total += p.point.value
         return total
 
@@ -127,6 +149,8 @@ class TelemetryCapture:
 
     def close(self) -> None:
         logging.getLogger().removeHandler(self.log_handler)
+        for monitor in self._monitors:
+            monitor.close()
         self.tracer_provider.shutdown()
         self.meter_provider.shutdown()
         self.logger_provider.shutdown()

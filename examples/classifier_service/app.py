@@ -58,10 +58,12 @@ model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)).fit(x
 
 # Prediction drift compares served confidence (top-class probability) with the training one.
 reference = otel_ml.ReferenceProfile.from_data(
-    x_train, feature_names=FEATURES, predictions=model.predict_proba(x_train).max(axis=1))
+    x_train, feature_names=FEATURES, predictions=model.predict_proba(x_train).max(axis=1),
+    prediction_kind="confidence")
 monitor = otel_ml.ModelMonitor(
     "breast-cancer-classifier", version=MODEL_VERSION, task="classification", classes=CLASSES,
-    reference=reference, drift_window_s=float(os.environ.get("DRIFT_WINDOW_S", "60")),
+    positive_class="malignant", reference=reference,
+    drift_policy=otel_ml.DriftPolicy(window_s=float(os.environ.get("DRIFT_WINDOW_S", "60"))),
 )
 llm = otel_ml.ModelMonitor("tiny-llm", version="0.1", task="generation")
 
@@ -74,9 +76,19 @@ class PredictRequest(BaseModel):
     id: str | None = None
 
 
+class BatchRequest(BaseModel):
+    rows: list[list[float]]
+    ids: list[str] | None = None
+
+
 class OutcomeRequest(BaseModel):
     id: str
     actual: str
+
+
+class OutcomesRequest(BaseModel):
+    ids: list[str]
+    actuals: list[str]
 
 
 class GenerateRequest(BaseModel):
@@ -108,16 +120,40 @@ def predict(req: PredictRequest) -> dict[str, Any]:
         proba = model.predict_proba(row)[0]
         label = CLASSES[int(proba.argmax())]
         confidence = float(proba.max())
-        inf.record(predictions=label, confidence=confidence)
+        inf.record(predictions=label, confidence=confidence, score=float(proba[0]))
     log.info("predicted %s (confidence %.3f) for %s", label, confidence, prediction_id)
     return {"id": prediction_id, "prediction": label, "confidence": confidence,
             "model_version": MODEL_VERSION}
+
+
+@app.post("/predict/batch")
+def predict_batch(req: BatchRequest) -> dict[str, Any]:
+    rows = np.asarray(req.rows, dtype=float)
+    if rows.ndim != 2 or rows.shape[1] != len(FEATURES):
+        raise HTTPException(422, f"rows must be n x {len(FEATURES)}")
+    ids = req.ids or [uuid.uuid4().hex for _ in range(len(rows))]
+    if len(ids) != len(rows):
+        raise HTTPException(422, f"{len(ids)} ids for {len(rows)} rows")
+    # One id per row: labels posted later to /outcomes join every row of the batch.
+    with monitor.inference(features=rows, prediction_ids=ids) as inf:
+        proba = model.predict_proba(rows)
+        labels = [CLASSES[i] for i in proba.argmax(axis=1)]
+        inf.record(predictions=labels, confidence=proba.max(axis=1), score=proba[:, 0])
+    return {"ids": ids, "predictions": labels, "model_version": MODEL_VERSION}
 
 
 @app.post("/outcome")
 def outcome(req: OutcomeRequest) -> dict[str, str]:
     monitor.record_outcome(req.id, req.actual)
     return {"status": "recorded"}
+
+
+@app.post("/outcomes")
+def outcomes(req: OutcomesRequest) -> dict[str, Any]:
+    if len(req.ids) != len(req.actuals):
+        raise HTTPException(422, f"{len(req.ids)} ids for {len(req.actuals)} labels")
+    monitor.record_outcomes(req.ids, req.actuals)
+    return {"status": "recorded", "n": len(req.ids)}
 
 
 @app.post("/generate")

@@ -17,19 +17,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from opentelemetry import context as otel_context
-from opentelemetry import trace
-from opentelemetry.trace import Status, StatusCode
-
-from otel_ml._internal import instruments, names, selftelemetry
-from otel_ml._internal.logs import CURRENT_MODEL
-
-if TYPE_CHECKING:
-    from otel_ml._internal.monitor import ModelMonitor
-
-_MAX_SERIES_KEYS = 256
+from otel_ml._internal import instruments, names, selftelemetry, spans
+from otel_ml._internal.context import ModelContext
 
 
 class Generation:
@@ -40,11 +31,12 @@ class Generation:
         request_model: ``gen_ai.request.model``; defaults to the monitor's model name.
         provider: ``gen_ai.provider.name`` (e.g. ``vllm``, ``openai``); omitted when None.
         input_tokens: prompt tokens, if known up front.
+        response_model: ``gen_ai.response.model``, if known up front (or later via ``set_usage``).
     """
 
     def __init__(
         self,
-        monitor: ModelMonitor,
+        ctx: ModelContext,
         *,
         operation: str = "chat",
         request_model: str | None = None,
@@ -54,16 +46,16 @@ class Generation:
         attach_context: bool = True,
     ) -> None:
         if not isinstance(operation, str) or not operation:
-            raise ValueError("operation must be a non-empty str")
-        self._monitor = monitor
-        attrs: dict[str, Any] = dict(monitor.attributes)
+            raise ValueError(f"operation must be a non-empty str, got {operation!r}")
+        self._ctx = ctx
+        attrs: dict[str, Any] = dict(ctx.attributes)
         attrs[names.GENAI_OPERATION_NAME] = operation
-        attrs[names.GENAI_REQUEST_MODEL] = str(request_model or monitor.name)[:128]
+        attrs[names.GENAI_REQUEST_MODEL] = str(request_model or ctx.name)[:128]
         if provider:
             attrs[names.GENAI_PROVIDER_NAME] = str(provider)[:64]
         self._attrs = attrs
         self._response_model = response_model
-        self.input_tokens: int | None = _tokens(input_tokens)
+        self.input_tokens: int | None = _tokens(input_tokens, ctx.selftelemetry)
         self.output_tokens = 0
         self._usage_output: int | None = None
         self._t0 = time.perf_counter_ns()
@@ -85,16 +77,14 @@ class Generation:
         self.end(exc)
 
     def start(self) -> None:
+        ctx = self._ctx
         try:
-            m = self._monitor
             name = f"{self._attrs[names.GENAI_OPERATION_NAME]} {self._attrs[names.GENAI_REQUEST_MODEL]}"
-            self._span = m._start_span(name, {**self._attrs, names.MODEL_TASK: m.task})
+            self._span = ctx.genai_spans.start(name, self._attrs)
             if self._attach:
-                if self._span is not None:
-                    self._token = otel_context.attach(trace.set_span_in_context(self._span))
-                self._model_token = CURRENT_MODEL.set(m._span_attributes)
+                self._model_token, self._token = spans.enter(self._span, ctx.span_attributes)
         except Exception as exc:
-            selftelemetry.dropped("span_start_error", "traces", detail=exc)
+            ctx.selftelemetry.dropped("span_start_error", "traces", detail=exc)
         self._t0 = time.perf_counter_ns()
 
     def token(self, n: int = 1) -> None:
@@ -106,7 +96,7 @@ class Generation:
         if type(n) is int and n >= 0:
             self.output_tokens += n
         else:
-            selftelemetry.dropped("invalid_token_count", "metrics", detail=n)
+            self._ctx.selftelemetry.dropped("invalid_token_count", "metrics", detail=n)
 
     def first_token(self) -> None:
         """Mark the first token's arrival without counting a token (for servers that count later)."""
@@ -116,10 +106,11 @@ class Generation:
     def set_usage(self, *, input_tokens: int | None = None, output_tokens: int | None = None,
                   response_model: str | None = None) -> None:
         """Exact token counts from the server's usage report (override counted tokens)."""
+        registry = self._ctx.selftelemetry
         if input_tokens is not None:
-            self.input_tokens = _tokens(input_tokens)
+            self.input_tokens = _tokens(input_tokens, registry)
         if output_tokens is not None:
-            self._usage_output = _tokens(output_tokens)
+            self._usage_output = _tokens(output_tokens, registry)
         if response_model:
             self._response_model = response_model
 
@@ -127,45 +118,31 @@ class Generation:
         if self._done:
             return
         self._done = True
+        registry = self._ctx.selftelemetry
         try:
             self._record(exc)
         except Exception as err:
-            selftelemetry.dropped("internal_error", "metrics", detail=err)
-        from otel_ml._internal.monitor import restore_context
-
-        restore_context(self._model_token, self._token)
+            registry.dropped(selftelemetry.INTERNAL_ERROR, "metrics", detail=err)
+        spans.restore(self._model_token, self._token, registry)
 
     # -- recording
     def _record(self, exc: BaseException | None) -> None:
         end = time.perf_counter_ns()
         duration = (end - self._t0) * 1e-9
         output = self._usage_output if self._usage_output is not None else self.output_tokens
-        error_type = None
-        from otel_ml._internal.monitor import _error_type, set_trusted_attributes
-
-        if exc is not None:
-            error_type = _error_type(type(exc))
+        error_type = spans.error_type(type(exc)) if exc is not None else None
         trace_id = span_id = 0
         span = self._span
         if span is not None:
-            ctx = span.get_span_context()
-            if ctx.trace_flags & 1:
-                trace_id, span_id = ctx.trace_id, ctx.span_id
-            if span.is_recording():
-                end_attrs: dict[str, Any] = {"gen_ai.usage.output_tokens": output}
-                if self.input_tokens is not None:
-                    end_attrs["gen_ai.usage.input_tokens"] = self.input_tokens
-                if self._response_model:
-                    end_attrs[names.GENAI_RESPONSE_MODEL] = str(self._response_model)[:128]
-                if error_type is not None:
-                    end_attrs[names.ERROR_TYPE] = error_type
-                    span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
-                    span.record_exception(exc)
-                set_trusted_attributes(span, end_attrs)
-            span.end()
+            end_attrs: dict[str, Any] = {"gen_ai.usage.output_tokens": output}
+            if self.input_tokens is not None:
+                end_attrs["gen_ai.usage.input_tokens"] = self.input_tokens
+            if self._response_model:
+                end_attrs[names.GENAI_RESPONSE_MODEL] = str(self._response_model)[:128]
+            trace_id, span_id = spans.end_span(span, end_attrs, error_type, exc)
 
-        m = self._monitor
-        source = m.metric_source
+        ctx = self._ctx
+        source = ctx.source
         base = self._attrs
         with source.lock:
             dur_attrs = base if error_type is None else {**base, names.ERROR_TYPE: error_type}
@@ -182,6 +159,16 @@ class Generation:
             source.series(instruments.GENAI_TOKENS, {**base, names.GENAI_TOKEN_TYPE: "output"}).record(output)
 
     # -- stream wrappers
+    def _count(self, tokens_of: Callable[[Any], int] | None, item: Any) -> int:
+        if tokens_of is None:
+            return 1
+        try:
+            n = tokens_of(item)
+        except Exception as exc:
+            self._ctx.selftelemetry.dropped("invalid_token_count", "metrics", detail=exc)
+            return 1
+        return n if type(n) is int and n >= 0 else 1
+
     def wrap(self, stream: Iterable[Any], tokens_of: Callable[[Any], int] | None = None) -> Iterator[Any]:
         """Yield from ``stream``; each item is ``tokens_of(item)`` tokens (default 1).
 
@@ -191,7 +178,7 @@ class Generation:
         """
         try:
             for item in stream:
-                self.token(_count(tokens_of, item))
+                self.token(self._count(tokens_of, item))
                 yield item
         except BaseException as exc:
             if self._ends_with_stream:
@@ -205,7 +192,7 @@ class Generation:
         """Async form of :meth:`wrap`."""
         try:
             async for item in stream:
-                self.token(_count(tokens_of, item))
+                self.token(self._count(tokens_of, item))
                 yield item
         except BaseException as exc:
             if self._ends_with_stream:
@@ -215,33 +202,26 @@ class Generation:
             self.end(None)
 
 
-def wrap_stream(monitor: ModelMonitor, stream: Any, tokens_of: Callable[[Any], int] | None = None,
-                **kwargs: Any) -> Any:
+def wrap_stream(ctx: ModelContext, stream: Iterable[Any] | AsyncIterable[Any],
+                tokens_of: Callable[[Any], int] | None = None, *, operation: str = "chat",
+                request_model: str | None = None, provider: str | None = None,
+                input_tokens: int | None = None,
+                response_model: str | None = None) -> Iterator[Any] | AsyncIterator[Any]:
     # The span must not become "current" across yields: the consumer of a generator runs in
     # its own context, and attaching there would leak our span into unrelated code.
-    gen = Generation(monitor, attach_context=False, **kwargs)
+    gen = Generation(ctx, operation=operation, request_model=request_model, provider=provider,
+                     input_tokens=input_tokens, response_model=response_model, attach_context=False)
     gen._ends_with_stream = True
     gen.start()
-    if hasattr(stream, "__aiter__"):
+    if isinstance(stream, AsyncIterable):
         return gen.wrap_async(stream, tokens_of)
     return gen.wrap(stream, tokens_of)
 
 
-def _count(tokens_of: Callable[[Any], int] | None, item: Any) -> int:
-    if tokens_of is None:
-        return 1
-    try:
-        n = tokens_of(item)
-    except Exception as exc:
-        selftelemetry.dropped("invalid_token_count", "metrics", detail=exc)
-        return 1
-    return n if type(n) is int and n >= 0 else 1
-
-
-def _tokens(value: Any) -> int | None:
+def _tokens(value: Any, registry: selftelemetry.SelfTelemetry) -> int | None:
     if value is None:
         return None
     if type(value) is int and value >= 0:
         return value
-    selftelemetry.dropped("invalid_token_count", "metrics", detail=value)
+    registry.dropped("invalid_token_count", "metrics", detail=value)
     return None

@@ -8,7 +8,8 @@ The standard ``OTEL_*`` variables apply as they do for the OpenTelemetry SDK its
 
 When a provider of a signal is already installed (``opentelemetry-instrument``, the user's own
 setup) it is reused, never replaced: otel_ml then only adds what it needs on top (its metric
-producer, its logging handler).
+producer, its logging filter). Monitors created before ``configure()`` are attached to the
+meter provider it installs or finds.
 
 ``service.instance.id`` comes from the SDK's resource detector: a UUID per process, renewed in
 pre-forked workers (gunicorn, uvicorn ``--workers``) after the fork.
@@ -25,6 +26,7 @@ from typing import Any
 
 from opentelemetry import metrics, trace
 from opentelemetry._logs import get_logger_provider, set_logger_provider
+from opentelemetry.instrumentation.logging.handler import LoggingHandler
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import BatchLogRecordProcessor, ConsoleLogRecordExporter, LogRecordExporter
 from opentelemetry.sdk.metrics import MeterProvider
@@ -34,7 +36,8 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
 from opentelemetry.sdk.trace.sampling import Sampler
 
-from otel_ml._internal.logs import OTelLogHandler
+from otel_ml._internal import env, wiring
+from otel_ml._internal.logs import add_model_attributes, make_handler
 from otel_ml._internal.producer import producer_for
 
 _PROTOCOLS = ("grpc", "http/protobuf")
@@ -115,7 +118,7 @@ def configure(
     if export_interval_ms is not None and (not isinstance(export_interval_ms, int) or export_interval_ms <= 0):
         raise ValueError(f"export_interval_ms must be a positive int, got {export_interval_ms!r}")
     # OTEL_ML_EXPORTER=otlp (default) | console | none: where to send without touching code.
-    exporter_env = os.environ.get("OTEL_ML_EXPORTER", "otlp").strip().lower()
+    exporter_env = env.choice(env.EXPORTER, "otlp")
     console = console or exporter_env == "console"
     otlp = not console and exporter_env != "none"
 
@@ -157,7 +160,7 @@ def configure(
             created["metrics"] = True
             if set_global:
                 metrics.set_meter_provider(meter_provider)
-        producer_for(meter_provider).hook_readers()
+        producer_for(meter_provider)
 
         logger_provider: Any = get_logger_provider()
         if isinstance(logger_provider, LoggerProvider):
@@ -178,15 +181,19 @@ def configure(
         handler: logging.Handler | None = None
         if logging_handler:
             handler = _install_handler(logger_provider, log_level)
-        return Telemetry(tracer_provider, meter_provider, logger_provider, created, handler)
+    if set_global:
+        wiring.attach_pending()
+    return Telemetry(tracer_provider, meter_provider, logger_provider, created, handler)
 
 
 def _install_handler(logger_provider: Any, level: int) -> logging.Handler:
     root = logging.getLogger()
     for existing in root.handlers:
-        if isinstance(existing, OTelLogHandler):
+        # One OTel bridge per process: reuse the one opentelemetry-instrument (or we) installed.
+        if isinstance(existing, LoggingHandler):
+            add_model_attributes(existing)
             return existing
-    handler = OTelLogHandler(logger_provider, level=level)
+    handler = make_handler(logger_provider, level=level)
     root.addHandler(handler)
     if root.level > level or root.level == logging.NOTSET:
         root.setLevel(level)

@@ -10,9 +10,9 @@ from otel_ml.testing import TelemetryCapture, capture_telemetry
 
 @pytest.fixture(autouse=True)
 def _fresh_selftelemetry() -> Iterator[None]:
-    selftelemetry.reset()
+    selftelemetry.DEFAULT.reset()
     yield
-    selftelemetry.reset()
+    selftelemetry.DEFAULT.reset()
 
 
 @pytest.fixture

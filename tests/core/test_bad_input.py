@@ -39,25 +39,38 @@ def _capture() -> TelemetryCapture:
     return _CAP
 
 
+ids = st.one_of(junk, st.lists(st.one_of(st.text(max_size=4), st.integers(0, 5)), max_size=6))
+
+
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(predictions=junk, confidence=junk, batch_size=junk, prediction_id=junk)
-def test_record_never_raises(predictions: Any, confidence: Any, batch_size: Any, prediction_id: Any) -> None:
-    """Whatever the model returns, recording it never raises into the caller."""
-    monitor = _capture().monitor("fuzz", version="1", max_classes=5)
-    with monitor.inference(batch_size=batch_size, prediction_id=prediction_id) as inf:
-        inf.record(predictions=predictions, confidence=confidence, prediction_id=prediction_id)
+@given(predictions=junk, confidence=junk, score=junk, batch_size=junk, prediction_id=junk, prediction_ids=ids,
+       task=st.sampled_from(["classification", "regression"]))
+def test_record_never_raises(predictions: Any, confidence: Any, score: Any, batch_size: Any, prediction_id: Any,
+                             prediction_ids: Any, task: Any) -> None:
+    """Whatever the model returns, recording it never raises, and no internal error is counted."""
+    cap = _capture()
+    monitor = cap.monitor(f"fuzz-{task}", version="1", max_classes=5, task=task)
+    with monitor.inference(batch_size=batch_size, prediction_id=prediction_id,
+                           prediction_ids=prediction_ids) as inf:
+        inf.record(predictions=predictions, confidence=confidence, score=score, prediction_id=prediction_id,
+                   prediction_ids=prediction_ids)
     monitor.log_prediction(prediction=predictions, confidence=confidence, features=predictions)
     monitor.record_outcome(prediction_id, predictions)
+    monitor.record_outcomes(prediction_ids if isinstance(prediction_ids, list) else [prediction_id],
+                            [predictions] * (len(prediction_ids) if isinstance(prediction_ids, list) else 1))
+    assert cap.dropped(selftelemetry.INTERNAL_ERROR) == 0, cap.selftelemetry.snapshot()
 
 
 @settings(max_examples=200, deadline=None)
 @given(tokens=junk, usage=junk)
 def test_generation_never_raises(tokens: Any, usage: Any) -> None:
-    """Token counts of any type never raise from a generation."""
-    monitor = _capture().monitor("fuzz-llm", version="1", task="generation")
+    """Token counts of any type never raise from a generation, and no internal error is counted."""
+    cap = _capture()
+    monitor = cap.monitor("fuzz-llm", version="1", task="generation")
     with monitor.generation(input_tokens=usage) as gen:
         gen.token(tokens)
         gen.set_usage(input_tokens=usage, output_tokens=tokens)
+    assert cap.dropped(selftelemetry.INTERNAL_ERROR) == 0, cap.selftelemetry.snapshot()
 
 
 def test_invalid_confidence_is_counted(cap: TelemetryCapture) -> None:
@@ -68,7 +81,7 @@ def test_invalid_confidence_is_counted(cap: TelemetryCapture) -> None:
             inf.record(confidence=bad)
     with monitor.inference() as inf:
         inf.record(confidence=np.array([0.5, np.nan, 7.0]))
-    assert selftelemetry.snapshot()[("invalid_confidence", "metrics")] == 6
+    assert cap.dropped("invalid_confidence", "metrics") == 6
     assert cap.histogram("ml.prediction.confidence").count == 1
 
 
@@ -84,11 +97,20 @@ def test_invalid_confidence_is_counted(cap: TelemetryCapture) -> None:
     ({"name": "m", "prediction_log_sample_rate": 2}, ValueError),
     ({"name": "m", "variant": 1}, TypeError),
     ({"name": "m", "reference": "profile.json"}, TypeError),
+    ({"name": "m", "drift_policy": object()}, ValueError),
+    ({"name": "m", "clock": 5}, TypeError),
+    ({"name": "m", "quality_window_by": "arrival"}, ValueError),
+    ({"name": "m", "quality_window_s": 0}, ValueError),
+    ({"name": "m", "outcome_ttl_s": float("inf")}, ValueError),
+    ({"name": "m", "max_pending_outcomes": True}, ValueError),
+    ({"name": "m", "capture_content": "yes"}, TypeError),
 ])
 def test_constructor_rejects_bad_arguments(kwargs: dict[str, Any], error: type[Exception]) -> None:
     """ModelMonitor validates its arguments immediately with a clear exception type."""
     from otel_ml import ModelMonitor
 
     name = kwargs.pop("name")
-    with pytest.raises(error):
+    with pytest.raises(error) as caught:
         ModelMonitor(name, **kwargs)
+    named = next(iter(kwargs), "name")
+    assert named in str(caught.value) or (named == "classes" and "label" in str(caught.value)), caught.value

@@ -240,29 +240,13 @@ def test_delta_temporality_reader_gets_increments() -> None:
     provider.shutdown()
 
 
-def test_monitor_created_before_provider_attaches_later() -> None:
-    """A monitor made at import time, before any SDK provider, starts exporting once one is given."""
-    reader = InMemoryMetricReader()
-    provider = MeterProvider(metric_readers=[reader])
-    monitor = ModelMonitor("late", version="1")  # global provider is still the no-op proxy here
-    monitor._meter_provider = provider  # what installing the global provider amounts to
-    monitor._next_attach_try = 0.0
-    with monitor.inference():
-        pass
-    with monitor.inference():
-        pass
-    data = reader.get_metrics_data()
-    assert data is not None
-    names = {m.name for rm in data.resource_metrics for sm in rm.scope_metrics for m in sm.metrics}
-    assert "ml.inference.duration" in names
-    provider.shutdown()
-
-
 def test_selftelemetry_logs_once(caplog: pytest.LogCaptureFixture) -> None:
     """A repeated problem is counted every time but logged only the first time."""
+    registry = selftelemetry.SelfTelemetry()
     for _ in range(5):
-        selftelemetry.dropped("queue_full", "spans")
-    assert selftelemetry.snapshot()[("queue_full", "spans")] == 5
+        registry.dropped("queue_full", "spans")
+    assert registry.snapshot()[("queue_full", "spans")] == 5
+    assert registry.count("queue_full") == 5 and registry.count(signal="metrics") == 0
     assert sum("queue_full" in r.getMessage() for r in caplog.records) == 1
 
 

@@ -9,8 +9,9 @@ import otel_ml.testing
 def test_public_names_are_pinned() -> None:
     """otel_ml exports exactly these names."""
     assert sorted(otel_ml.__all__) == sorted([
-        "DriftResult", "DriftStatus", "DriftTracker", "Generation", "Inference", "ModelMonitor",
-        "OutcomeTracker", "QualityReport", "ReferenceProfile", "Telemetry", "__version__", "configure",
+        "DriftPolicy", "DriftResult", "DriftStatus", "DriftTracker", "Generation", "Inference", "ModelMonitor",
+        "OutcomeTracker", "ProfileError", "QualityReport", "ReferenceProfile", "Telemetry", "__version__",
+        "configure",
     ])
 
 
@@ -22,4 +23,5 @@ def test_every_public_name_resolves() -> None:
 
 def test_testing_module_names() -> None:
     """otel_ml.testing exports its helpers for users' tests."""
-    assert sorted(otel_ml.testing.__all__) == ["MetricPoint", "TelemetryCapture", "capture_telemetry"]
+    assert sorted(otel_ml.testing.__all__) == ["MetricPoint", "TelemetryCapture", "TelemetryNotFound",
+                                               "capture_telemetry"]

@@ -40,6 +40,8 @@ from typing import Any
 
 import numpy as np
 
+from otel_ml._internal.bench.outcomes import measure_pending_memory
+
 EVIDENTLY_INSTALL = "python -m venv .venv-bench && .venv-bench/bin/pip install 'evidently==0.7.*' 'pandas<3'"
 
 
@@ -209,6 +211,8 @@ def measure(memory_rows: int = 1_000_000) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     result = measure(memory_rows=args.rows)
+    # Delayed labels: what the monitor keeps per prediction waiting for its label (bench/outcomes.py).
+    result["outcomes"] = measure_pending_memory(args.pending)
     if args.json:
         print(json.dumps(result))
         return 0
@@ -234,6 +238,15 @@ def run(args: argparse.Namespace) -> int:
               f"{result['evidently_drifted_features']}")
     print(f"memory, 100 features, {result['memory_rows']:,} rows   {result['rss_mb_per_100_features']:8.2f} MB RSS  "
           f"(target <= 5; growth after 100k rows {result['rss_growth_after_warmup_mb']:.2f} MB)")
+    o = result["outcomes"]
+    print(f"pending labels, {int(o['pending']):,} predictions   {o['mb_per_million_pending']:8.1f} MB per 1M "
+          f"(tracemalloc, ids included; plain dict of tuples {o['baseline_mb_per_million']:.1f} MB = "
+          f"{o['mb_per_million_pending'] / o['baseline_mb_per_million']:.2f}x)")
+    if "rss_mb_per_million_pending" in o and "baseline_rss_mb_per_million" in o:
+        print(f"pending labels, RSS               {o['rss_mb_per_million_pending']:8.1f} MB per 1M "
+              f"(plain dict {o['baseline_rss_mb_per_million']:.1f} MB)")
+    print(f"remember_many / record_many       {o['remember_many_rows_per_s'] / 1e6:8.2f} / "
+          f"{o['record_many_rows_per_s'] / 1e6:.2f} M rows/s (100k-row batches)")
     return 0
 
 
@@ -241,4 +254,6 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("drift", help="drift throughput, latency, memory and a comparison with Evidently")
     parser.add_argument("--json", action="store_true", help="print one JSON line")
     parser.add_argument("--rows", type=int, default=1_000_000, help="rows fed to the 100-feature memory test")
+    parser.add_argument("--pending", type=int, default=1_000_000,
+                        help="predictions kept waiting for labels in the retention measurement")
     parser.set_defaults(handler=run)
