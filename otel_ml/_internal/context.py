@@ -64,6 +64,7 @@ class ModelContext:
         self.random = random.Random()
         self.source = MetricSource(registry=registry)
         self.inference_spans = SpanFactory(INFERENCE_TRACER_SCOPE, self.span_attributes, tracer_provider)
+        self.inference_span_name = f"inference {name}"
         self.genai_spans = SpanFactory(GENAI_TRACER_SCOPE, self.span_attributes, tracer_provider)
         # Set by the wiring: whether the source reaches a meter provider yet, and how to retry.
         self.attached = False

@@ -14,10 +14,12 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
+from opentelemetry import context as otel_context
 from opentelemetry import trace
 
 from otel_ml._internal import instruments, names, selftelemetry, spans
 from otel_ml._internal.context import ModelContext
+from otel_ml._internal.logs import CURRENT_MODEL, READERS
 from otel_ml._internal.producer import HistogramSeries
 
 if TYPE_CHECKING:
@@ -185,9 +187,12 @@ class Inference:
     def __enter__(self) -> Inference:
         ctx = self._ctx
         try:
-            span = ctx.inference_spans.start(f"inference {ctx.name}")
-            self._span = span
-            self._model_token, self._ctx_token = spans.enter(span, ctx.span_attributes)
+            span = ctx.inference_spans.start(ctx.inference_span_name)
+            if span is not None:
+                self._span = span
+                self._ctx_token = otel_context.attach(trace.set_span_in_context(span))
+            if READERS.model_filter:
+                self._model_token = CURRENT_MODEL.set(ctx.span_attributes)
         except Exception as exc:
             ctx.selftelemetry.dropped("span_start_error", "traces", detail=exc)
         self._t0 = time.perf_counter_ns()
@@ -200,10 +205,11 @@ class Inference:
         except Exception as err:
             ctx.selftelemetry.dropped(selftelemetry.INTERNAL_ERROR, "metrics", detail=err)
         spans.restore(self._model_token, self._ctx_token, ctx.selftelemetry)
-        try:
-            self._feed()
-        except Exception as err:
-            ctx.selftelemetry.dropped(selftelemetry.INTERNAL_ERROR, "metrics", detail=err)
+        if self._feeds.drift is not None or self._prediction_id is not None or self._prediction_ids is not None:
+            try:
+                self._feed()
+            except Exception as err:
+                ctx.selftelemetry.dropped(selftelemetry.INTERNAL_ERROR, "metrics", detail=err)
 
     def _finish(self, exc_type: type[BaseException] | None, exc: BaseException | None) -> None:
         duration = (time.perf_counter_ns() - self._t0) * 1e-9

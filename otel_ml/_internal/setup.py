@@ -26,7 +26,6 @@ from typing import Any
 
 from opentelemetry import metrics, trace
 from opentelemetry._logs import get_logger_provider, set_logger_provider
-from opentelemetry.instrumentation.logging.handler import LoggingHandler
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import BatchLogRecordProcessor, ConsoleLogRecordExporter, LogRecordExporter
 from opentelemetry.sdk.metrics import MeterProvider
@@ -37,7 +36,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExport
 from opentelemetry.sdk.trace.sampling import Sampler
 
 from otel_ml._internal import env, wiring
-from otel_ml._internal.logs import add_model_attributes, make_handler
+from otel_ml._internal.logs import add_model_attributes, is_otel_handler, make_handler
 from otel_ml._internal.producer import producer_for
 
 _PROTOCOLS = ("grpc", "http/protobuf")
@@ -190,7 +189,7 @@ def _install_handler(logger_provider: Any, level: int) -> logging.Handler:
     root = logging.getLogger()
     for existing in root.handlers:
         # One OTel bridge per process: reuse the one opentelemetry-instrument (or we) installed.
-        if isinstance(existing, LoggingHandler):
+        if is_otel_handler(existing):
             add_model_attributes(existing)
             return existing
     handler = make_handler(logger_provider, level=level)

@@ -19,7 +19,7 @@ from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from otel_ml._internal import sdk_seam, selftelemetry
-from otel_ml._internal.logs import CURRENT_MODEL
+from otel_ml._internal.logs import CURRENT_MODEL, READERS
 from otel_ml._internal.version import __version__
 
 
@@ -90,7 +90,8 @@ def end_span(span: Any, end_attributes: dict[str, Any], error_type: str | None,
 def enter(span: Any, model_attributes: dict[str, str] | None) -> tuple[Any, Any]:
     """Make ``span`` current and the model the one logs are attributed to; (model, context) tokens."""
     ctx_token = otel_context.attach(trace.set_span_in_context(span)) if span is not None else None
-    model_token = CURRENT_MODEL.set(model_attributes) if model_attributes is not None else None
+    model_token = CURRENT_MODEL.set(model_attributes) if model_attributes is not None and READERS.model_filter \
+        else None
     return model_token, ctx_token
 
 
