@@ -422,14 +422,7 @@ class Inference:
             return
         import numpy as np
 
-        arr = arr.ravel()
-        valid = (arr >= 0.0) & (arr <= 1.0)  # NaN fails both comparisons
-        n_bad = int(arr.size - int(valid.sum()))
-        self._conf_aligned = arr
-        if n_bad:
-            self._ctx.selftelemetry.dropped("invalid_confidence", "metrics", n=n_bad)
-            self._conf_aligned = np.where(valid, arr, np.nan)
-            arr = arr[valid]
+        self._conf_aligned, arr = self._unit_interval(arr.ravel(), "invalid_confidence")
         if arr.size == 0:
             return
         self._conf_raw = arr
@@ -450,14 +443,19 @@ class Inference:
         if arr is None or arr.ndim != 1:
             self._ctx.selftelemetry.dropped("invalid_score", "metrics", detail=type(score).__name__)
             return
+        self._scores, _ = self._unit_interval(arr, "invalid_score")
+
+    def _unit_interval(self, arr: npt.NDArray[np.float64], reason: str
+                       ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+        """(one value per row with NaN where outside [0, 1], the valid values); invalid ones counted."""
         import numpy as np
 
-        valid = (arr >= 0.0) & (arr <= 1.0)
+        valid = (arr >= 0.0) & (arr <= 1.0)  # NaN fails both comparisons
         n_bad = int(arr.size - int(valid.sum()))
-        if n_bad:
-            self._ctx.selftelemetry.dropped("invalid_score", "metrics", n=n_bad)
-            arr = np.where(valid, arr, np.nan)
-        self._scores = arr
+        if not n_bad:
+            return arr, arr
+        self._ctx.selftelemetry.dropped(reason, "metrics", n=n_bad)
+        return np.where(valid, arr, np.nan), arr[valid]
 
     def record_output(self, result: Any, outputs: Outputs) -> None:
         """Read predictions and confidence from a predict function's return value (never raises).

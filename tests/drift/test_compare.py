@@ -13,7 +13,7 @@ from scipy.spatial.distance import jensenshannon
 from sklearn.datasets import load_breast_cancer, load_diabetes, load_wine
 
 from otel_ml._internal.drift import DriftPolicy, DriftResult, DriftStatus, DriftTracker, ReferenceProfile
-from otel_ml._internal.drift.features import numeric_bin_index
+from tests.drift.scipy_reference import assert_numeric_scores_match_scipy
 
 EPS = 1e-4  # PSI clipping, as documented in methods.py
 
@@ -80,23 +80,7 @@ def test_input_types_give_the_same_result() -> None:
     _same(as_numpy, profile.compare([{"a": float(x), "b": float(y)} for x, y in cur]))
 
 
-def _check_numeric(res: dict[str, DriftResult], profile: ReferenceProfile, ref: np.ndarray,
-                   cur: np.ndarray, names: list[str]) -> None:
-    for i, name in enumerate(names):
-        f = profile.feature(name)
-        r = res[name]
-        q = np.bincount(numeric_bin_index(f.edges_array, ref[:, i]), minlength=f.n_bins) / len(ref)
-        counts = np.bincount(numeric_bin_index(f.edges_array, cur[:, i]), minlength=f.n_bins)
-        p = counts / counts.sum()
-        pc, qc = np.maximum(p, EPS), np.maximum(q, EPS)
-        assert r.n == len(cur) and r.sample_n == len(cur)
-        assert r.scores["psi"] == pytest.approx(float(np.sum((pc - qc) * np.log(pc / qc))), abs=1e-12)
-        assert r.scores["jensen_shannon"] == pytest.approx(float(jensenshannon(p, q, base=2)), abs=1e-12)
-        w = st.wasserstein_distance(ref[:, i], cur[:, i]) / max(float(ref[:, i].std()), 1e-3)
-        assert r.scores["wasserstein"] == pytest.approx(w, abs=1e-9)
-        ks = st.ks_2samp(ref[:, i], cur[:, i], method="asymp")
-        assert r.scores["ks_statistic"] == pytest.approx(float(ks.statistic), abs=1e-12)
-        assert r.scores["ks_p_value"] == pytest.approx(float(ks.pvalue), abs=1e-12)
+
 
 
 @pytest.mark.parametrize("loader", [load_breast_cancer, load_wine, load_diabetes])
@@ -108,9 +92,9 @@ def test_compare_scores_match_scipy_on_sklearn_data(loader: Any) -> None:
     ref, cur = _split(X)
     profile = ReferenceProfile.from_data(ref, feature_names=names, sample_size=100_000)
     policy = DriftPolicy(min_samples=20)
-    _check_numeric(profile.compare(pd.DataFrame(cur, columns=names), policy=policy), profile, ref, cur, names)
+    assert_numeric_scores_match_scipy(profile.compare(pd.DataFrame(cur, columns=names), policy=policy), profile, ref, cur, names)
     shifted = cur * 1.2 + 0.5 * ref.std(axis=0)
-    _check_numeric(profile.compare(shifted, policy=policy), profile, ref, shifted, names)
+    assert_numeric_scores_match_scipy(profile.compare(shifted, policy=policy), profile, ref, shifted, names)
 
 
 def test_compare_chi2_matches_scipy_on_river_phishing() -> None:

@@ -18,7 +18,7 @@ from sklearn.datasets import load_breast_cancer, load_diabetes, load_wine
 
 from otel_ml._internal.drift import DriftPolicy, DriftStatus, DriftTracker, ReferenceProfile
 from otel_ml._internal.drift import methods as m
-from otel_ml._internal.drift.features import numeric_bin_index
+from tests.drift.scipy_reference import assert_numeric_scores_match_scipy
 
 EPS = m.PSI_EPSILON
 
@@ -36,26 +36,7 @@ def _tracker(profile: ReferenceProfile) -> DriftTracker:
 def _check_numeric(profile: ReferenceProfile, ref: np.ndarray, cur: np.ndarray, names: list[str]) -> None:
     t = _tracker(profile)
     t.update(cur)
-    res = t.evaluate()
-    for i, name in enumerate(names):
-        f = profile.feature(name)
-        r = res[name]
-        edges = f.edges_array
-        q = np.bincount(numeric_bin_index(edges, ref[:, i]), minlength=f.n_bins) / len(ref)
-        counts = np.bincount(numeric_bin_index(edges, cur[:, i]), minlength=f.n_bins)
-        p = counts / counts.sum()
-        assert np.allclose(q, f.proportions, atol=1e-15)
-        pc, qc = np.maximum(p, EPS), np.maximum(q, EPS)
-        assert r.n == len(cur)
-        assert r.scores["psi"] == pytest.approx(float(np.sum((pc - qc) * np.log(pc / qc))), abs=1e-12)
-        assert r.scores["jensen_shannon"] == pytest.approx(float(jensenshannon(p, q, base=2)), abs=1e-12)
-        w = st.wasserstein_distance(ref[:, i], cur[:, i]) / max(float(ref[:, i].std()), 1e-3)
-        assert r.scores["wasserstein"] == pytest.approx(w, abs=1e-9)
-        ks = st.ks_2samp(ref[:, i], cur[:, i], method="asymp")
-        assert r.scores["ks_statistic"] == pytest.approx(float(ks.statistic), abs=1e-12)
-        assert r.scores["ks_p_value"] == pytest.approx(float(ks.pvalue), abs=1e-12)
-        # scipy's default (exact below 10k values) is close to the asymptotic p-value (0.05 at n=89)
-        assert r.scores["ks_p_value"] == pytest.approx(float(st.ks_2samp(ref[:, i], cur[:, i]).pvalue), abs=0.05)
+    assert_numeric_scores_match_scipy(t.evaluate(), profile, ref, cur, names)
 
 
 @pytest.mark.parametrize("loader", [load_breast_cancer, load_wine, load_diabetes])

@@ -40,19 +40,9 @@ from typing import Any
 
 import numpy as np
 
-from otel_ml._internal.bench.outcomes import measure_pending_memory
+from otel_ml._internal.bench.outcomes import measure_pending_memory, rss_mb
 
 EVIDENTLY_INSTALL = "python -m venv .venv-bench && .venv-bench/bin/pip install 'evidently==0.7.*' 'pandas<3'"
-
-
-def _rss_mb() -> float:
-    try:
-        with open("/proc/self/statm") as fh:
-            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-    except OSError:
-        import psutil
-
-        return float(psutil.Process().memory_info().rss) / 2**20
 
 
 def _data(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -188,7 +178,7 @@ def measure(memory_rows: int = 1_000_000) -> dict[str, Any]:
     ref100 = rng.normal(size=(20_000, 100))
     batch = rng.normal(size=(1_000, 100))
     gc.collect()
-    rss0 = _rss_mb()
+    rss0 = rss_mb()
     p100 = ReferenceProfile.from_data(ref100, feature_names=[f"g{i}" for i in range(100)])
     t100 = DriftTracker(p100)
     fed = 0
@@ -199,10 +189,10 @@ def measure(memory_rows: int = 1_000_000) -> dict[str, Any]:
         if fed == 100_000:
             t100.evaluate()
             gc.collect()
-            rss_warm = _rss_mb()
+            rss_warm = rss_mb()
     t100.evaluate()
     gc.collect()
-    rss1 = _rss_mb()
+    rss1 = rss_mb()
     out["memory_rows"] = fed
     out["rss_mb_per_100_features"] = rss1 - rss0
     out["rss_growth_after_warmup_mb"] = rss1 - (rss_warm if rss_warm is not None else rss1)

@@ -36,7 +36,8 @@ _BATCH = 100_000
 _LABELS = ("0", "1", "2")
 
 
-def _rss_mb() -> float:
+def rss_mb() -> float:
+    """This process's resident memory in MiB."""
     try:
         with open("/proc/self/statm") as fh:
             return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
@@ -106,10 +107,10 @@ def _rss_growth_mb(kind: str, n: int) -> float:
     build = _BUILDERS[kind]
     build(1)
     gc.collect()
-    before = _rss_mb()
+    before = rss_mb()
     held = build(n)
     gc.collect()
-    after = _rss_mb()
+    after = rss_mb()
     del held
     return after - before
 

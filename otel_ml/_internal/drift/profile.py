@@ -32,6 +32,7 @@ from dataclasses import dataclass, replace
 from typing import Any, cast
 
 import numpy as np
+import numpy.typing as npt
 
 from otel_ml._internal import names
 from otel_ml._internal.drift.features import (
@@ -133,14 +134,20 @@ def _columns(data: Any, feature_names: Sequence[str] | None) -> dict[str, Any]:
     return cols
 
 
-def _prediction_values(predictions: Any, kind: str | None) -> tuple[Any, PredictionKind, FeatureKind]:
-    """(values to profile, prediction kind, feature kind); ValueError naming ``predictions``."""
+def _predictions_array(predictions: Any) -> npt.NDArray[Any]:
+    """``predictions`` as a 1-D array; ValueError naming ``predictions`` otherwise."""
     try:
         arr = np.asarray(predictions)
     except ValueError as exc:
         raise ValueError(f"predictions cannot be read as a 1-D array: {exc}") from None
     if arr.ndim != 1:
         raise ValueError(f"predictions must be 1-D (one prediction per row), got shape {arr.shape}")
+    return arr
+
+
+def _prediction_values(predictions: Any, kind: str | None) -> tuple[Any, PredictionKind, FeatureKind]:
+    """(values to profile, prediction kind, feature kind); ValueError naming ``predictions``."""
+    arr = _predictions_array(predictions)
     if kind is None:
         kind = "confidence" if arr.dtype.kind == "f" else "class"
     elif kind not in PREDICTION_KINDS:
@@ -308,12 +315,7 @@ class ReferenceProfile:
             if self.prediction is None:
                 raise ValueError("predictions given, but this profile has no prediction distribution "
                                  "(build it with from_data(..., predictions=...))")
-            try:
-                pred = np.asarray(predictions)
-            except ValueError as exc:
-                raise ValueError(f"predictions cannot be read as a 1-D array: {exc}") from None
-            if pred.ndim != 1:
-                raise ValueError(f"predictions must be 1-D (one prediction per row), got shape {pred.shape}")
+            pred = _predictions_array(predictions)
             if pred.shape[0] != n_rows:
                 raise ValueError(f"predictions has {pred.shape[0]} values for {n_rows} rows of data")
         tracker = DriftTracker(self, policy=replace(policy, sub_windows=1), clock=_fixed_clock,
