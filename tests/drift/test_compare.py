@@ -92,7 +92,8 @@ def test_compare_scores_match_scipy_on_sklearn_data(loader: Any) -> None:
     ref, cur = _split(X)
     profile = ReferenceProfile.from_data(ref, feature_names=names, sample_size=100_000)
     policy = DriftPolicy(min_samples=20)
-    assert_numeric_scores_match_scipy(profile.compare(pd.DataFrame(cur, columns=names), policy=policy), profile, ref, cur, names)
+    batch = pd.DataFrame(cur, columns=names)
+    assert_numeric_scores_match_scipy(profile.compare(batch, policy=policy), profile, ref, cur, names)
     shifted = cur * 1.2 + 0.5 * ref.std(axis=0)
     assert_numeric_scores_match_scipy(profile.compare(shifted, policy=policy), profile, ref, shifted, names)
 
