@@ -57,6 +57,9 @@ DATA_QUALITY_ISSUE: Final = "ml.data_quality.issue"
 OUTCOMES: Final = "ml.outcomes"  # {outcome}, counter (predicted x actual); ml_outcomes_total
 OUTCOME_CLASS: Final = "ml.outcome.class"
 OUTCOMES_UNMATCHED: Final = "ml.outcomes.unmatched"  # {outcome}, counter, attr REASON
+OUTCOMES_PENDING: Final = "ml.outcomes.pending"  # {prediction}, gauge; ml_outcomes_pending
+# {prediction}, counter, attr REASON (expired | evicted); ml_predictions_unlabelled_total
+PREDICTIONS_UNLABELLED: Final = "ml.predictions.unlabelled"
 QUALITY_SCORE: Final = "ml.quality.score"  # 1, gauge, attr QUALITY_METRIC
 QUALITY_METRIC: Final = "ml.quality.metric"  # accuracy | precision | recall | f1 | roc_auc | mae | ...
 REGRESSION_ERROR: Final = "ml.outcome.error"  # histogram of |predicted - actual|, unit of the target

@@ -17,7 +17,10 @@ instrument (Prometheus name)           type       attributes (besides the model 
 ``ml.feature.values``                  counter    ``ml.feature.name`` (valid, binned values)
 ``ml.data_quality.issues``             counter    ``ml.feature.name``, ``ml.data_quality.issue``
 ``ml.outcomes``                        counter    ``ml.prediction.class`` x ``ml.outcome.class``
-``ml.outcomes.unmatched``              counter    ``otel_ml.reason`` (unknown | expired)
+``ml.outcomes.unmatched``              counter    ``otel_ml.reason`` (unknown | expired): labels
+``ml.outcomes.pending``                gauge      predictions waiting for their label
+``ml.predictions.unlabelled``          counter    ``otel_ml.reason`` (expired | evicted): predictions
+                                                  that left the store without a label in time
 ``ml.quality.score``                   gauge      ``ml.quality.metric``
 =====================================  =========  ===========================================
 
@@ -242,6 +245,22 @@ def _unmatched(link: ModelLink) -> Iterable[tuple[Attrs, float]]:
         yield {**base, names.REASON: reason}, n
 
 
+def _pending(link: ModelLink) -> Iterable[tuple[Attrs, float]]:
+    tracker = link.outcomes
+    if tracker is None:
+        return
+    yield dict(link.ctx.attributes), tracker.pending
+
+
+def _unlabelled(link: ModelLink) -> Iterable[tuple[Attrs, float]]:
+    tracker = link.outcomes
+    if tracker is None:
+        return
+    base = link.ctx.attributes
+    for reason, n in tracker.unlabelled.items():
+        yield {**base, names.REASON: reason}, n
+
+
 def _quality_scores(link: ModelLink) -> Iterable[tuple[Attrs, float]]:
     tracker = link.outcomes
     if tracker is None:
@@ -282,6 +301,11 @@ class _ProviderInstruments:
                                           description="Ground truth that matched no remembered prediction")
         quality.create_observable_gauge(names.QUALITY_SCORE, [observe(_quality_scores, False)], unit="1",
                                         description="Model quality over the outcome window")
+        quality.create_observable_gauge(names.OUTCOMES_PENDING, [observe(_pending, True)], unit="{prediction}",
+                                        description="Predictions waiting for their ground truth")
+        quality.create_observable_counter(names.PREDICTIONS_UNLABELLED, [observe(_unlabelled, True)],
+                                          unit="{prediction}",
+                                          description="Predictions that expired or were evicted before their label")
 
 
 _INSTRUMENTS: weakref.WeakKeyDictionary[SdkMeterProvider, _ProviderInstruments] = weakref.WeakKeyDictionary()

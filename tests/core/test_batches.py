@@ -170,3 +170,20 @@ def test_prediction_drift_compares_like_with_like(cap: TelemetryCapture) -> None
         inf.record(predictions=[1, 0], confidence=[0.9, 0.8])
     assert starved.drift()["__prediction__"].n == 0
     assert cap.dropped("prediction_drift_kind_mismatch") == 1
+
+
+def test_predictions_that_never_get_a_label_are_exported(cap: TelemetryCapture) -> None:
+    """ml.predictions.unlabelled counts expired and evicted predictions; ml.outcomes.pending the waiting ones."""
+    clock = FakeClock()
+    monitor = cap.monitor("backlog", version="1", clock=clock, outcome_ttl_s=3600, max_pending_outcomes=5)
+    with monitor.inference(prediction_ids=[f"a{i}" for i in range(7)]) as inf:  # 2 over the cap: evicted
+        inf.record(predictions=["x"] * 7)
+    monitor.record_outcome("a6", "x")
+    assert cap.counter("ml.outcomes.pending", **{"ml.model.name": "backlog"}) == 4
+    clock.t += 3601  # the other four expire unlabelled
+    with monitor.inference(prediction_ids=["b0"]) as inf:
+        inf.record(predictions=["x"])
+    unlabelled = {p.attributes["otel_ml.reason"]: p.point.value
+                  for p in cap.points("ml.predictions.unlabelled", **{"ml.model.name": "backlog"})}
+    assert unlabelled == {"expired": 4, "evicted": 2}
+    assert cap.counter("ml.outcomes.pending", **{"ml.model.name": "backlog"}) == 1

@@ -20,7 +20,8 @@ from otel_ml._internal import sdk_seam, selftelemetry
 from otel_ml.testing import TelemetryCapture
 
 DRIFT_AND_QUALITY = ("ml.drift.score", "ml.drift.status", "ml.feature.bin.count", "ml.feature.reference.proportion",
-                     "ml.feature.values", "ml.data_quality.issues", "ml.outcomes", "ml.quality.score")
+                     "ml.feature.values", "ml.data_quality.issues", "ml.outcomes", "ml.quality.score",
+                     "ml.outcomes.pending", "ml.predictions.unlabelled")
 CLASSIC = ("ml.inference.duration", "ml.inference.batch.size", "ml.prediction.confidence", "ml.predictions")
 IDENTITIES = [("a", "1", None), ("a", "1", "canary"), ("b", "7", None)]
 

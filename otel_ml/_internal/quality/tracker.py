@@ -467,6 +467,14 @@ class OutcomeTracker:
             return dict(self._unmatched)
 
     @property
+    def unlabelled(self) -> dict[str, int]:
+        """Predictions that left the store without a label in time, since start, by reason:
+        ``expired`` (older than ``ttl_s``) and ``evicted`` (``max_pending`` were already waiting)."""
+        with self._lock:
+            self._store.sweep(self._clock())
+            return {"expired": self._store.expired, "evicted": self._store.evicted}
+
+    @property
     def evicted(self) -> int:
         """Predictions evicted because ``max_pending`` were already waiting."""
         return self._store.evicted
