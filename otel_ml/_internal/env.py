@@ -21,6 +21,9 @@ EXPORTER: Final = "OTEL_ML_EXPORTER"
 HOME: Final = "OTEL_ML_HOME"
 """The checkout whose configs the stack runs, when the command is not run inside one."""
 
+ALERTMANAGER_SECRETS_DIR: Final = "OTEL_ML_ALERTMANAGER_SECRETS_DIR"
+"""Folder holding the secret files alerts/alertmanager.yml names (default ``stack/secrets``)."""
+
 # Read by collector/config.yaml (``${env:...}``); listed here so every variable has one home.
 COLLECTOR_HOST: Final = "OTEL_ML_COLLECTOR_HOST"
 JAEGER_OTLP_ENDPOINT: Final = "OTEL_ML_JAEGER_OTLP_ENDPOINT"

@@ -7,6 +7,8 @@ from typing import Any
 
 import yaml
 
+from otel_ml._internal.stack import alerting, build
+
 REPO = Path(__file__).resolve().parents[2]
 SERVICES = {"otel-collector", "prometheus", "alertmanager", "loki", "jaeger", "grafana"}
 IMAGES = {
@@ -52,3 +54,19 @@ def test_binds_switch_to_all_interfaces() -> None:
     assert "--web.listen-address=0.0.0.0:9090" in services["prometheus"]["command"]
     for name in SERVICES - {"otel-collector"}:
         assert services[name]["network_mode"] == "service:otel-collector", name
+
+
+def test_prometheus_and_alertmanager_images_are_the_versions_the_stack_builds() -> None:
+    """compose.yaml runs the Prometheus and Alertmanager releases `otel-ml stack build` builds."""
+    services = _compose()["services"]
+    assert services["prometheus"]["image"] == f"prom/prometheus:v{build.prometheus_release(build.PROMETHEUS_VERSION)}"
+    assert services["alertmanager"]["image"] == f"prom/alertmanager:{build.ALERTMANAGER_VERSION}"
+
+
+def test_alertmanager_reads_the_secret_files_where_its_config_expects_them() -> None:
+    """stack/secrets is mounted where alerts/alertmanager.yml reads secrets; Prometheus does not get it."""
+    services = _compose()["services"]
+    mounts = {name: [v.split(":")[:2] for v in services[name].get("volumes") or []]
+              for name in ("alertmanager", "prometheus")}
+    assert ["./stack/secrets", alerting.PRODUCTION_SECRETS.rstrip("/")] in mounts["alertmanager"]
+    assert all(source.rstrip("/") not in ("./stack", "./stack/secrets") for source, _ in mounts["prometheus"])

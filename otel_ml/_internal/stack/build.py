@@ -1,12 +1,17 @@
-"""``otel-ml stack build``: Debian packages, then the Go-built collector, Jaeger and Loki.
+"""``otel-ml stack build``: the collector, Jaeger, Loki, Prometheus and Alertmanager, all from Go.
 
-Each Go build is skipped when its binary exists and the stamp file beside it records the same
+Each build is skipped when its binaries exist and the stamp file beside each records the same
 inputs (pinned version, manifest/go.sum hash, Go version). Go's default module and build caches
 are used, so a rebuild after a version bump only compiles what changed.
+
+Prometheus and Alertmanager are built rather than taken from Debian: bookworm ships Prometheus
+2.42 and Alertmanager 0.25 (2023), while users run 3.x and 0.3x, whose PromQL and config
+semantics differ (stack/README.md lists what changed for our rules).
 """
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import os
@@ -30,13 +35,17 @@ JAEGER_MODULE = "github.com/jaegertracing/jaeger"
 JAEGER_VERSION = "v1.76.0"
 JAEGER_RELEASE = "v2.13.0"  # what `jaeger version` reports (set through -ldflags, as Jaeger's Makefile does)
 LOKI_MODULE = "github.com/grafana/loki/v3"
-# command -> Debian package providing it
-APT_COMMANDS = {
-    "prometheus": "prometheus",
-    "promtool": "prometheus",
-    "prometheus-alertmanager": "prometheus-alertmanager",
-    "amtool": "prometheus-alertmanager",
-}
+# Prometheus 3 is published as module versions v0.3XX.Y (= release 3.XX.Y; Go modules cannot be v3
+# without a /v3 path). `remove_all_sd` leaves out every service-discovery plugin: the nomad one
+# needs a pseudo-version this workplace's module proxy refuses, and the stack only uses
+# static_configs.
+PROMETHEUS_MODULE = "github.com/prometheus/prometheus"
+PROMETHEUS_VERSION = "v0.316.0"
+PROMETHEUS_TAGS = "remove_all_sd"
+ALERTMANAGER_MODULE = "github.com/prometheus/alertmanager"
+ALERTMANAGER_VERSION = "v0.34.2"
+# Both projects print this in --version; their release builds (promu) set it the same way.
+VERSION_VARIABLE = "github.com/prometheus/common/version.Version"
 
 Report = Callable[[str], None]
 
@@ -44,7 +53,7 @@ Report = Callable[[str], None]
 def go_executable() -> str:
     found = shutil.which("go") or ("/usr/local/go/bin/go" if Path("/usr/local/go/bin/go").exists() else None)
     if not found:
-        raise CLIError("`go` not found on PATH: the collector, Jaeger and Loki are built from source with Go")
+        raise CLIError("`go` not found on PATH: every stack component is built from source with Go")
     return found
 
 
@@ -88,25 +97,6 @@ def _module_dir(go: str, module: str, version: str, log: Path, cwd: Path) -> Pat
     _run([go, "mod", "download", f"{module}@{version}"], log, cwd)
     info = json.loads(_output([go, "mod", "download", "-json", f"{module}@{version}"], cwd=cwd))
     return Path(info["Dir"])
-
-
-def ensure_apt(report: Report) -> None:
-    missing = sorted({pkg for cmd, pkg in APT_COMMANDS.items() if shutil.which(cmd) is None})
-    if not missing:
-        return
-    report(f"apt-get install {' '.join(missing)}")
-    sudo = [] if os.geteuid() == 0 else ["sudo"]
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for argv in (
-        [*sudo, "apt-get", "update", "-qq"],
-        [*sudo, "apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing],
-    ):
-        done = subprocess.run(argv, env=env, capture_output=True, text=True)
-        if done.returncode != 0:
-            raise CLIError(f"`{' '.join(argv)}` failed: {done.stderr.strip()[-2000:]}")
-    # The packages start system-wide services on the default ports; the stack runs its own.
-    for svc in ("prometheus", "prometheus-alertmanager"):
-        subprocess.run([*sudo, "service", svc, "stop"], capture_output=True)
 
 
 def build_collector(paths: StackPaths, go: str, go_version: str, report: Report) -> bool:
@@ -179,12 +169,114 @@ def build_loki(paths: StackPaths, go: str, go_version: str, report: Report) -> b
     return True
 
 
+def prometheus_release(module_version: str) -> str:
+    """``v0.316.0`` -> ``3.16.0``: Prometheus 3.XX.Y is tagged v0.3XX.Y for Go modules."""
+    # 2.x releases were v0.<minor>.Y (v0.54.1 = 2.54.1); 3.0 started at v0.300.0.
+    found = re.fullmatch(r"v0\.([3-9]\d{2})\.(\d+)", module_version)
+    if not found:
+        raise CLIError(f"{module_version} is not a Prometheus module version of the form v0.3XX.Y")
+    minor = int(found.group(1))
+    return f"{minor // 100}.{minor % 100}.{found.group(2)}"
+
+
+def _check_release(src: Path, module: str, version: str, release: str) -> None:
+    """The module's own VERSION file must say the release we stamp into the binaries."""
+    try:
+        declared = (src / "VERSION").read_text().strip()
+    except OSError as exc:
+        raise CLIError(f"{module}@{version} has no readable VERSION file: {exc}") from exc
+    if declared != release:
+        raise CLIError(f"{module}@{version} declares VERSION {declared}, expected {release}")
+
+
+def _ldflags(release: str) -> str:
+    return f"-X {VERSION_VARIABLE}={release}"
+
+
+def build_prometheus(paths: StackPaths, go: str, go_version: str, report: Report) -> bool:
+    binaries = (paths.bin / "prometheus", paths.bin / "promtool")
+    release = prometheus_release(PROMETHEUS_VERSION)
+    key = f"{PROMETHEUS_MODULE}@{PROMETHEUS_VERSION} tags={PROMETHEUS_TAGS} {_ldflags(release)} {go_version}"
+    if all(_stamp_matches(b, key) for b in binaries):
+        return False
+    log = paths.logs / "build-prometheus.log"
+    log.write_text("")
+    report(f"building Prometheus {release} and promtool ({PROMETHEUS_MODULE}@{PROMETHEUS_VERSION})")
+    _check_release(_module_dir(go, PROMETHEUS_MODULE, PROMETHEUS_VERSION, log, paths.root),
+                   PROMETHEUS_MODULE, PROMETHEUS_VERSION, release)
+    # The module has no replace lines, so `go install pkg@version` builds it as released.
+    _run([go, "install", "-trimpath", "-tags", PROMETHEUS_TAGS, "-ldflags", _ldflags(release),
+          f"{PROMETHEUS_MODULE}/cmd/prometheus@{PROMETHEUS_VERSION}",
+          f"{PROMETHEUS_MODULE}/cmd/promtool@{PROMETHEUS_VERSION}"],
+         log, paths.root, {"GOBIN": str(paths.bin)})
+    for b in binaries:
+        _write_stamp(b, key)
+    return True
+
+
+def _writable_copy(src: Path, dst: Path) -> None:
+    """Copy a read-only module cache directory to ``dst`` (replacing it) as a writable tree."""
+    if dst.exists():
+        _make_dirs_writable(dst)
+        shutil.rmtree(dst)
+    # copyfile, not copy2: files get the umask's mode instead of the cache's read-only one.
+    shutil.copytree(src, dst, copy_function=shutil.copyfile)
+    _make_dirs_writable(dst)
+
+
+def _make_dirs_writable(root: Path) -> None:
+    for d, _, _ in os.walk(root):
+        os.chmod(d, 0o755)
+
+
+# The UI is a separate npm build whose output (ui/app/dist) is not in the module zip, but
+# ui/web.go embeds that folder. The API, which is all the stack and its tests use, does not need it.
+PLACEHOLDER_UI = (
+    "<!doctype html><title>Alertmanager</title><p>This Alertmanager was built by "
+    "<code>otel-ml stack build</code> without its web UI; the API is at <a href=\"api/v2/status\">"
+    "/api/v2/status</a>.</p>\n"
+)
+
+
+def build_alertmanager(paths: StackPaths, go: str, go_version: str, report: Report) -> bool:
+    binaries = (paths.bin / "alertmanager", paths.bin / "amtool")
+    release = ALERTMANAGER_VERSION.removeprefix("v")
+    key = f"{ALERTMANAGER_MODULE}@{ALERTMANAGER_VERSION} {_ldflags(release)} {go_version}"
+    if all(_stamp_matches(b, key) for b in binaries):
+        return False
+    log = paths.logs / "build-alertmanager.log"
+    log.write_text("")
+    report(f"building Alertmanager {release} and amtool ({ALERTMANAGER_MODULE}@{ALERTMANAGER_VERSION})")
+    src = _module_dir(go, ALERTMANAGER_MODULE, ALERTMANAGER_VERSION, log, paths.root)
+    _check_release(src, ALERTMANAGER_MODULE, ALERTMANAGER_VERSION, release)
+    work = paths.build / "alertmanager"
+    _writable_copy(src, work)
+    dist = work / "ui" / "app" / "dist"
+    dist.mkdir(parents=True, exist_ok=True)
+    (dist / "index.html").write_text(PLACEHOLDER_UI)
+    # ui/web.go serves HTML only from its pre-compressed variant.
+    (dist / "index.html.gz").write_bytes(gzip.compress(PLACEHOLDER_UI.encode(), mtime=0))
+    _run([go, "build", "-trimpath", "-ldflags", _ldflags(release), "-o", f"{paths.bin}/",
+          "./cmd/alertmanager", "./cmd/amtool"], log, work)
+    for b in binaries:
+        _write_stamp(b, key)
+    return True
+
+
+STEPS: tuple[tuple[str, Callable[[StackPaths, str, str, Report], bool]], ...] = (
+    ("collector", build_collector),
+    ("jaeger", build_jaeger),
+    ("loki", build_loki),
+    ("prometheus", build_prometheus),
+    ("alertmanager", build_alertmanager),
+)
+
+
 def build_all(paths: StackPaths, report: Report) -> None:
     paths.ensure()
-    ensure_apt(report)
     go = go_executable()
     go_version = _output([go, "env", "GOVERSION"]).strip()
-    for name, step in (("collector", build_collector), ("jaeger", build_jaeger), ("loki", build_loki)):
+    for name, step in STEPS:
         started = time.monotonic()
         try:
             built = step(paths, go, go_version, report)

@@ -1,7 +1,9 @@
 """``otel-ml stack build|up|down|status``: the local backends as background processes.
 
-``build``  Debian packages + Go builds of the collector (ocb), Jaeger and Loki into .stack/bin
-``up``     builds if needed, starts what is not running, waits until every component is healthy
+``build``  Go builds of the collector (ocb), Jaeger, Loki, Prometheus and Alertmanager into .stack/bin
+``up``     builds if needed, writes Alertmanager's local config and secret stand-ins, starts what
+           is not running (reloading a running Alertmanager whose config changed), waits until
+           every component is healthy
 ``down``   stops the components started by ``up``
 ``status`` one line per component: health, pid, URL (exit status 1 unless all are healthy)
 """
@@ -16,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from otel_ml._internal.errors import CLIError
-from otel_ml._internal.stack import build, processes
+from otel_ml._internal.stack import alerting, build, processes
 from otel_ml._internal.stack.components import components
 from otel_ml._internal.stack.paths import StackPaths, find_root
 
@@ -55,11 +57,14 @@ def _up(args: argparse.Namespace) -> int:
     if _missing_executables(paths):
         build.build_all(paths, _say)
     paths.ensure()
+    alertmanager_changed = alerting.prepare(paths)
     comps = components(paths)
+    running = []
     for c in comps:
         st = processes.state(paths, c)
         if st.pid is not None or st.healthy:
             # Already ours and running, or something healthy already answers on its port.
+            running.append(c)
             continue
         pid = processes.start(paths, c)
         _say(f"started {c.name} (pid {pid})")
@@ -67,6 +72,10 @@ def _up(args: argparse.Namespace) -> int:
     if failed:
         details = "\n".join(f"- {name}: {why}" for name, why in failed.items())
         raise CLIError(f"{len(failed)} component(s) did not come up:\n{details}")
+    for c in running:
+        if c.name == "alertmanager" and alertmanager_changed:
+            processes.reload(c)
+            _say(f"reloaded {c.name}: its config (alerts/alertmanager.yml or the secrets folder) changed")
     _print_table(paths)
     return 0
 

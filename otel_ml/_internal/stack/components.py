@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from otel_ml._internal import env
+from otel_ml._internal.stack import alerting
 from otel_ml._internal.stack.paths import StackPaths
 
 HOST = "127.0.0.1"
@@ -66,10 +67,12 @@ def components(paths: StackPaths) -> list[Component]:
         Component(
             "alertmanager",
             (
-                "prometheus-alertmanager",
-                f"--config.file={root / 'alerts/alertmanager.yml'}",
+                str(paths.bin / "alertmanager"),
+                # The copy with local secret files (alerting.prepare writes it before start).
+                f"--config.file={alerting.config_file(paths)}",
                 f"--storage.path={data / 'alertmanager'}",
                 f"--web.listen-address={HOST}:9093",
+                f"--web.external-url=http://{HOST}:9093",
                 # Empty address: no gossip cluster, so nothing listens beyond the web port.
                 "--cluster.listen-address=",
             ),
@@ -80,12 +83,14 @@ def components(paths: StackPaths) -> list[Component]:
         Component(
             "prometheus",
             (
-                "prometheus",
+                str(paths.bin / "prometheus"),
                 f"--config.file={root / 'stack/prometheus.yml'}",
                 f"--storage.tsdb.path={data / 'prometheus'}",
                 "--storage.tsdb.retention.time=2d",
                 f"--web.listen-address={HOST}:9090",
+                f"--web.external-url=http://{HOST}:9090",
                 "--web.enable-lifecycle",
+                # Still a feature flag in 3.x: without it exemplars from the scrape are dropped.
                 "--enable-feature=exemplar-storage",
             ),
             health_url=f"http://{HOST}:9090/-/ready",

@@ -42,6 +42,19 @@ class StackPaths:
     def data(self) -> Path:
         return self.stack / "data"
 
+    @property
+    def promtool(self) -> Path:
+        return self.bin / "promtool"
+
+    @property
+    def amtool(self) -> Path:
+        return self.bin / "amtool"
+
+    @property
+    def alertmanager(self) -> Path:
+        """The local stack's copy of alerts/alertmanager.yml and its links (see :mod:`.alerting`)."""
+        return self.stack / "alertmanager"
+
     def ensure(self) -> None:
         for d in (self.bin, self.build, self.run, self.logs, self.data):
             d.mkdir(parents=True, exist_ok=True)

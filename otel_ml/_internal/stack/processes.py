@@ -15,6 +15,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from otel_ml._internal.errors import CLIError
 from otel_ml._internal.stack.components import Component
 from otel_ml._internal.stack.logtail import RUN_MARKER, tail
 from otel_ml._internal.stack.paths import StackPaths
@@ -92,6 +93,17 @@ def wait_healthy(paths: StackPaths, comps: list[Component], timeout: float) -> d
         failed[name] = (f"not healthy at {c.health_url} after {timeout:.0f} s; "
                         f"end of {_log_file(paths, c)}:\n{tail(_log_file(paths, c))}")
     return failed
+
+
+def reload(c: Component, timeout: float = 10.0) -> None:
+    """Ask a running Prometheus or Alertmanager to re-read its config (POST /-/reload)."""
+    request = urllib.request.Request(f"{c.url}/-/reload", method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout):
+            pass
+    except (OSError, urllib.error.URLError) as exc:
+        detail = exc.read().decode(errors="replace") if isinstance(exc, urllib.error.HTTPError) else exc
+        raise CLIError(f"{c.name} did not reload its config ({c.url}/-/reload): {detail}") from exc
 
 
 def _exited(paths: StackPaths, c: Component) -> bool:

@@ -1,0 +1,482 @@
+"""alerts/alertmanager.yml routes each alert to the right channel, says what happened, and mutes what it should.
+
+The routing table is checked statically with amtool. The e2e test starts its own Alertmanager
+(the built 0.34, free loopback ports, no cluster) on a copy of the config whose endpoints point
+at loopback stand-ins: an HTTP server speaking the Telegram Bot API, Slack incoming webhooks and
+a generic webhook, and an SMTP server (aiosmtpd) that requires the password from the secret file.
+Synthetic alerts go in through ``POST /api/v2/alerts``; the test asserts which channel got which
+alert, what the messages say, that secrets came from the files, and that inhibited alerts never
+arrive.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import json
+import os
+import re
+import secrets
+import socket
+import subprocess
+import threading
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import pytest
+import yaml
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+
+from otel_ml._internal import env
+from otel_ml._internal.stack import alerting
+from otel_ml._internal.stack.logtail import tail
+from otel_ml._internal.stack.paths import StackPaths
+from tests.stack.backends import poll
+
+# The SMTP stand-in takes AUTH without TLS on purpose (loopback only); aiosmtpd warns about both.
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS:UserWarning"),
+    pytest.mark.filterwarnings("ignore:Session.login_data is deprecated:DeprecationWarning"),
+]
+
+REPO = Path(__file__).resolve().parents[2]
+PATHS = StackPaths(REPO)
+CONFIG: dict[str, Any] = yaml.safe_load(alerting.source(PATHS).read_text())
+
+
+def _tool(path: Path) -> str:
+    if not path.is_file():
+        msg = f"{path} not built (run `otel-ml stack build`)"
+        if os.environ.get(env.REQUIRE_STACK) == "1":
+            pytest.fail(f"{msg} ({env.REQUIRE_STACK}=1)")
+        pytest.skip(msg)
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    ("labels", "receiver"),
+    [
+        ({"severity": "critical"}, "ml-platform-page"),
+        ({"severity": "critical", "team": "ml-platform"}, "ml-platform-page"),
+        ({"severity": "critical", "team": "data"}, "data-page"),
+        ({"severity": "critical", "team": "unknown-team"}, "ml-platform-page"),
+        ({"severity": "warning", "team": "ml-platform"}, "ml-platform-ticket"),
+        ({"severity": "warning", "team": "data"}, "data-ticket"),
+        ({"severity": "info", "team": "ml-platform"}, "ml-platform-digest"),
+        ({"severity": "info", "team": "data"}, "data-digest"),
+        ({"team": "ml-platform"}, "ml-platform-ticket"),
+        ({"team": "data"}, "data-ticket"),
+    ],
+)
+def test_routing_table(labels: dict[str, str], receiver: str) -> None:
+    """Severity picks page/ticket/digest, team picks ml-platform (the default) or data."""
+    done = subprocess.run(
+        [_tool(PATHS.amtool), "config", "routes", "test", f"--config.file={alerting.source(PATHS)}",
+         "alertname=OtelMlTest", *(f"{k}={v}" for k, v in labels.items())],
+        capture_output=True, text=True, timeout=30,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.split() == [receiver]
+
+
+def _configured_templates() -> list[str]:
+    """Every templated value of the receivers, e.g. '{{ template "otel_ml.slack.text" . }}'."""
+    found: set[str] = set()
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+        elif isinstance(node, str) and "{{" in node:
+            found.add(node)
+
+    walk(CONFIG["receivers"])
+    return sorted(found)
+
+
+@pytest.mark.parametrize("text", _configured_templates())
+def test_every_configured_template_renders(text: str) -> None:
+    """Each template a receiver uses exists in alerts/templates and renders (amtool's example data)."""
+    done = subprocess.run(
+        [_tool(PATHS.amtool), "template", "render", f"--template.glob={REPO / 'alerts/templates/*.tmpl'}",
+         f"--template.text={text}"],
+        capture_output=True, text=True, timeout=30,
+    )
+    assert done.returncode == 0 and done.stdout.strip(), done.stdout + done.stderr
+
+
+# --- the e2e test -----------------------------------------------------------------------------
+
+GROUP_WAIT_S = 1
+GROUP_INTERVAL_S = 2
+ARRIVE_S = 30.0  # bound on every wait for a delivery
+# After the expected messages arrived, how long an inhibited alert would have had to show up.
+SETTLE_S = GROUP_WAIT_S + 3 * GROUP_INTERVAL_S
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass(frozen=True)
+class Message:
+    """One notification as a channel received it."""
+
+    channel: str  # telegram | slack | email | webhook
+    destination: str  # chat id, webhook URL path, e-mail recipient
+    text: str  # everything a reader would see (for e-mail: text and HTML parts)
+    raw: Any = None
+
+    @property
+    def alertnames(self) -> set[str]:
+        return set(re.findall(r"\bOtelMl[A-Za-z0-9]+", self.text))
+
+
+@dataclass
+class Received:
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    messages: list[Message] = field(default_factory=list)
+    http_paths: list[str] = field(default_factory=list)
+    smtp_logins: list[tuple[str, str]] = field(default_factory=list)
+
+    def add(self, message: Message) -> None:
+        with self.lock:
+            self.messages.append(message)
+
+    def snapshot(self) -> list[Message]:
+        with self.lock:
+            return list(self.messages)
+
+
+class _HTTPStandIn(BaseHTTPRequestHandler):
+    """Telegram Bot API (POST /bot<token>/sendMessage), Slack incoming webhooks and a webhook sink."""
+
+    server: _HTTPServer
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        received = self.server.received
+        with received.lock:
+            received.http_paths.append(self.path)
+        payload = json.loads(body)
+        reply: Any = "ok"
+        if self.path.endswith("/sendMessage"):
+            chat = int(payload["chat_id"])
+            received.add(Message("telegram", str(chat), payload["text"], payload))
+            reply = {"ok": True, "result": {"message_id": len(received.messages), "date": int(time.time()),
+                                            "chat": {"id": chat, "type": "supergroup"}, "text": payload["text"]}}
+        elif self.path.startswith("/slack/"):
+            (att,) = payload["attachments"]
+            fields = "\n".join(f"{f['title']}: {f['value']}" for f in att.get("fields") or [])
+            received.add(Message("slack", self.path, f"{att['title']}\n{att['title_link']}\n{att['text']}\n{fields}",
+                                 payload))
+        else:
+            text = "\n".join(f"{a['labels'].get('alertname')} {json.dumps(a)}" for a in payload["alerts"])
+            received.add(Message("webhook", self.path, text, payload))
+        data = json.dumps(reply).encode() if isinstance(reply, dict) else reply.encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json" if isinstance(reply, dict) else "text/plain")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, received: Received) -> None:
+        super().__init__(("127.0.0.1", 0), _HTTPStandIn)
+        self.received = received
+
+
+class _SMTPSink:
+    def __init__(self, received: Received) -> None:
+        self.received = received
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        content = envelope.original_content or b""  # bytes as sent (content may be decoded to str)
+        msg = email.message_from_bytes(content, policy=email.policy.default)
+        assert isinstance(msg, EmailMessage)
+        parts = [str(msg["Subject"])]
+        for kind in ("plain", "html"):
+            part = msg.get_body(preferencelist=(kind,))
+            parts.append(part.get_content() if part is not None else "")
+        for rcpt in envelope.rcpt_tos:
+            self.received.add(Message("email", rcpt, "\n".join(parts), msg))
+        return "250 OK"
+
+
+@dataclass
+class Rig:
+    url: str
+    received: Received
+    secrets: dict[str, str]
+    log: Path
+
+    def post(self, *alerts: dict[str, Any]) -> None:
+        request = urllib.request.Request(
+            f"{self.url}/api/v2/alerts", data=json.dumps(list(alerts)).encode(), method="POST",
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as resp:
+            assert resp.status == 200
+
+    def wait_for(self, what: str, predicate: Callable[[Message], bool]) -> list[Message]:
+        try:
+            return poll(lambda: [m for m in self.received.snapshot() if predicate(m)], what, ARRIVE_S, 0.2)
+        except AssertionError as exc:
+            seen = [(m.channel, m.destination, sorted(m.alertnames)) for m in self.received.snapshot()]
+            raise AssertionError(f"{exc}\nreceived: {seen}\nAlertmanager log:\n{tail(self.log, 40)}") from None
+
+
+def _test_config(http_url: str, smtp_port: int, secrets_dir: Path) -> dict[str, Any]:
+    """The committed config, secrets moved to ``secrets_dir``, endpoints on the stand-ins, fast timers."""
+    config: dict[str, Any] = yaml.safe_load(alerting.localize(alerting.source(PATHS).read_text(), secrets_dir))
+    config["global"].update(telegram_api_url=http_url, smtp_smarthost=f"127.0.0.1:{smtp_port}",
+                            smtp_require_tls=False)
+
+    def fast(route: dict[str, Any]) -> None:
+        route.update(group_wait=f"{GROUP_WAIT_S}s", group_interval=f"{GROUP_INTERVAL_S}s", repeat_interval="1h")
+        for child in route.get("routes") or []:
+            fast(child)
+
+    fast(config["route"])
+    return config
+
+
+@pytest.fixture(scope="module")
+def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
+    binary = _tool(PATHS.bin / "alertmanager")
+    tmp = tmp_path_factory.mktemp("alertmanager")
+    received = Received()
+    http = _HTTPServer(received)
+    http_url = f"http://127.0.0.1:{http.server_address[1]}"
+    # Unguessable values: finding them in requests proves they were read from the files.
+    token = f"{secrets.randbelow(10**9)}:{secrets.token_urlsafe(16)}"
+    values = {
+        "telegram_bot_token": token,
+        "slack_ml_platform_webhook_url": f"{http_url}/slack/{secrets.token_hex(8)}/ml-platform",
+        "slack_data_webhook_url": f"{http_url}/slack/{secrets.token_hex(8)}/data",
+        "smtp_password": secrets.token_urlsafe(12),
+        "incident_webhook_url": f"{http_url}/incident/{secrets.token_hex(8)}",
+    }
+    secrets_dir = tmp / "secrets"
+    secrets_dir.mkdir()
+    for name, value in values.items():
+        (secrets_dir / name).write_text(value + "\n")
+    username = CONFIG["global"]["smtp_auth_username"]
+
+    def authenticate(server: SMTP, session: Session, envelope: Envelope, mechanism: str, data: Any) -> AuthResult:
+        ok = (isinstance(data, LoginPassword) and data.login.decode() == username
+              and data.password.decode() == values["smtp_password"])
+        if ok:
+            with received.lock:
+                received.smtp_logins.append((mechanism, data.login.decode()))
+        return AuthResult(success=ok)
+
+    smtp_port = _free_port()
+    # PLAIN only: aiosmtpd's LOGIN prompts "User Name" where Alertmanager (like most servers)
+    # expects "Username:". Plain text is fine on loopback, which Go's PlainAuth allows.
+    smtp = Controller(_SMTPSink(received), hostname="127.0.0.1", port=smtp_port, authenticator=authenticate,
+                      auth_required=True, auth_require_tls=False, auth_exclude_mechanism=["LOGIN"])
+    (tmp / "alertmanager.yml").write_text(yaml.safe_dump(_test_config(http_url, smtp_port, secrets_dir)))
+    (tmp / "templates").symlink_to(REPO / "alerts" / "templates")
+    port = _free_port()
+    log = tmp / "alertmanager.log"
+    threading.Thread(target=http.serve_forever, daemon=True).start()
+    smtp.start()
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [binary, f"--config.file={tmp / 'alertmanager.yml'}", f"--storage.path={tmp / 'data'}",
+             f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address=", "--log.level=debug",
+             f"--web.external-url=http://127.0.0.1:{port}"],
+            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        def ready() -> bool:
+            if proc.poll() is not None:
+                raise AssertionError(f"alertmanager exited with {proc.returncode}:\n{tail(log, 40)}")
+            with urllib.request.urlopen(f"{url}/-/ready", timeout=2) as resp:
+                return bool(resp.status == 200)
+
+        poll(ready, f"Alertmanager ready at {url}", 30.0, 0.2)
+        yield Rig(url, received, values, log)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+        smtp.stop()
+        http.shutdown()
+        http.server_close()
+
+
+def _alert(alertname: str, severity: str, team: str, service: str, model: str, **annotations: str) -> dict[str, Any]:
+    labels = {"alertname": alertname, "severity": severity, "team": team, "service_name": service,
+              "ml_model_name": model, "ml_model_version": f"{model}-v3", "ml_model_variant": "canary"}
+    return {
+        "labels": labels,
+        "annotations": {
+            "summary": f"{alertname} on {model}",
+            "description": f"{model} is not doing well",
+            "value": f"{len(model)}.5% <errors>",
+            "runbook_url": f"https://runbooks.example.org/otel-ml#{alertname.lower()}",
+            **annotations,
+        },
+        "generatorURL": "http://127.0.0.1:9090/graph",
+    }
+
+
+def _chat(receiver: str) -> str:
+    (rx,) = [r for r in CONFIG["receivers"] if r["name"] == receiver]
+    return str(rx["telegram_configs"][0]["chat_id"])
+
+
+PAGE = _alert("OtelMlAvailabilityBudgetBurnFast", "critical", "ml-platform", "scorer", "fraud",
+              dashboard_url="http://grafana.example.org/d/otel-ml-overview?var-service=scorer&var-model=fraud")
+MUTED = _alert("OtelMlHighLatencyP99", "warning", "ml-platform", "scorer", "fraud")
+OTHER_MODEL = _alert("OtelMlHighLatencyP99", "warning", "ml-platform", "scorer", "churn")
+DATA_PAGE = _alert("OtelMlTrainingDataMissing", "critical", "data", "feature-store", "ranker")
+DATA_TICKET = _alert("OtelMlFeatureDrift", "warning", "data", "scorer", "churn")
+PLATFORM_INFO = _alert("OtelMlGPUSaturated", "info", "ml-platform", "llm", "chat")
+DATA_INFO = _alert("OtelMlFeatureUnseenCategories", "info", "data", "scorer", "churn")
+
+
+@pytest.fixture(scope="module")
+def delivered(rig: Rig) -> list[Message]:
+    """Post every alert at once (so inhibition sources are there before the first flush), wait
+    for the expected messages, then long enough for any that should not come."""
+    rig.post(PAGE, MUTED, OTHER_MODEL, DATA_PAGE, DATA_TICKET, PLATFORM_INFO, DATA_INFO)
+    expected = [
+        ("telegram", PAGE), ("webhook", PAGE), ("telegram", DATA_PAGE), ("webhook", DATA_PAGE),
+        ("slack", OTHER_MODEL), ("slack", DATA_TICKET), ("email", PLATFORM_INFO), ("email", DATA_INFO),
+    ]
+    for channel, alert in expected:
+        name, model = alert["labels"]["alertname"], alert["labels"]["ml_model_name"]
+
+        def arrived(m: Message, channel: str = channel, name: str = name, model: str = model) -> bool:
+            return m.channel == channel and name in m.alertnames and model in m.text
+
+        rig.wait_for(f"{name} ({model}) on {channel}", arrived)
+    time.sleep(SETTLE_S)
+    return rig.received.snapshot()
+
+
+def _on(messages: list[Message], alert: dict[str, Any]) -> list[tuple[str, str]]:
+    """(channel, destination) of every message about this alert (its name and model)."""
+    name, model = alert["labels"]["alertname"], alert["labels"]["ml_model_name"]
+    return sorted((m.channel, m.destination) for m in messages
+                  if name in m.alertnames and re.search(rf"\b{re.escape(model)}\b", m.text))
+
+
+@pytest.mark.e2e
+def test_each_alert_reaches_its_channels_only(rig: Rig, delivered: list[Message]) -> None:
+    """critical: Telegram chat of the team + incident webhook; warning: the team's Slack; info: its e-mail."""
+    s = rig.secrets
+    slack_path = {k: urlparse(s[f"slack_{k}_webhook_url"]).path for k in ("ml_platform", "data")}
+    incident = urlparse(s["incident_webhook_url"]).path
+    assert _on(delivered, PAGE) == [("telegram", _chat("ml-platform-page")), ("webhook", incident)]
+    assert _on(delivered, DATA_PAGE) == [("telegram", _chat("data-page")), ("webhook", incident)]
+    assert _on(delivered, OTHER_MODEL) == [("slack", slack_path["ml_platform"])]
+    assert _on(delivered, DATA_TICKET) == [("slack", slack_path["data"])]
+    assert _on(delivered, PLATFORM_INFO) == [("email", "ml-platform@example.org")]
+    assert _on(delivered, DATA_INFO) == [("email", "data-team@example.org")]
+
+
+@pytest.mark.e2e
+def test_critical_inhibits_the_warning_for_the_same_service_and_model(delivered: list[Message]) -> None:
+    """The warning for scorer/fraud never arrives while its critical fires; scorer/churn's does."""
+    assert _on(delivered, MUTED) == []
+    assert _on(delivered, OTHER_MODEL) != []
+    assert sum(len(m.raw["alerts"]) for m in delivered if m.channel == "webhook") == 2
+
+
+@pytest.mark.e2e
+def test_secrets_come_from_the_files(rig: Rig, delivered: list[Message]) -> None:
+    """Telegram's bot token, the Slack and webhook URLs and the SMTP password are the files' values."""
+    paths = set(rig.received.http_paths)
+    assert f"/bot{rig.secrets['telegram_bot_token']}/sendMessage" in paths
+    for name in ("slack_ml_platform_webhook_url", "slack_data_webhook_url", "incident_webhook_url"):
+        assert urlparse(rig.secrets[name]).path in paths, name
+    # The SMTP stand-in refuses mail without AUTH and accepts only the file's password.
+    assert rig.received.smtp_logins and all(login == CONFIG["global"]["smtp_auth_username"]
+                                            for _, login in rig.received.smtp_logins)
+
+
+@pytest.mark.e2e
+def test_messages_say_model_version_value_runbook_and_dashboard(delivered: list[Message]) -> None:
+    """Every channel shows model, version, variant, the value annotation, the runbook and a dashboard link."""
+    (telegram,) = [m for m in delivered if m.channel == "telegram" and "fraud" in m.text]
+    assert telegram.raw["parse_mode"] == "HTML"
+    for part in ("<code>fraud</code>", "<code>fraud-v3</code>", "<code>canary</code>",
+                 "<b>5.5% &lt;errors&gt;</b>",  # html/template escaped the value
+                 'href="https://runbooks.example.org/otel-ml#otelmlavailabilitybudgetburnfast"',
+                 'href="http://grafana.example.org/d/otel-ml-overview?var-service=scorer&amp;var-model=fraud"'):
+        assert part in telegram.text, (part, telegram.text)
+
+    (data_page,) = [m for m in delivered if m.channel == "telegram" and "ranker" in m.text]
+    # No dashboard_url annotation: the link is built from the team, service and model.
+    assert ('href="http://localhost:3000/d/otel-ml-quality-drift?orgId=1&amp;var-service=feature-store&amp;var-model=ranker"'
+            in data_page.text), data_page.text
+
+    (slack,) = [m for m in delivered if m.channel == "slack" and "OtelMlFeatureDrift" in m.alertnames]
+    att = slack.raw["attachments"][0]
+    fields = {f["title"]: f["value"] for f in att["fields"]}
+    assert fields == {"Severity": "warning", "Service": "scorer", "Model": "churn", "Version": "churn-v3",
+                      "Variant": "canary", "Value": "5.5% &lt;errors&gt;"}  # Slack's escaping
+    assert att["title_link"] == "http://localhost:3000/d/otel-ml-quality-drift?orgId=1&var-service=scorer&var-model=churn"
+    assert "<https://runbooks.example.org/otel-ml#otelmlfeaturedrift|Runbook>" in att["text"]
+    assert "value *5.5% &lt;errors&gt;*" in att["text"]
+    assert att["color"] == "warning"
+
+    (mail,) = [m for m in delivered if m.channel == "email" and "data-team" in m.destination]
+    assert mail.raw["Subject"] == "[FIRING:1] OtelMlFeatureUnseenCategories info churn"
+    text = mail.raw.get_body(preferencelist=("plain",)).get_content()
+    html = mail.raw.get_body(preferencelist=("html",)).get_content()
+    for part in ("Model:       churn", "Version:     churn-v3", "Variant:     canary", "Value:       5.5% <errors>",
+                 "Runbook:     https://runbooks.example.org/otel-ml#otelmlfeatureunseencategories",
+                 "Dashboard:   http://localhost:3000/d/otel-ml-quality-drift?orgId=1&var-service=scorer&var-model=churn"):
+        assert part in text, (part, text)
+    for part in ("<code>churn-v3</code>", "<b>5.5% &lt;errors&gt;</b>",
+                 'href="http://localhost:3000/d/otel-ml-quality-drift?orgId=1&amp;var-service=scorer&amp;var-model=churn"'):
+        assert part in html, (part, html)
+
+    (hook,) = [m for m in delivered if m.channel == "webhook" and "OtelMlAvailabilityBudgetBurnFast" in m.alertnames]
+    (alert,) = hook.raw["alerts"]
+    assert alert["labels"] == PAGE["labels"] and alert["annotations"] == PAGE["annotations"]
+
+
+@pytest.mark.e2e
+def test_collector_down_mutes_every_service_alert(rig: Rig, delivered: list[Message]) -> None:
+    """With OtelMlCollectorDown firing, a new service alert is not sent; the collector page is."""
+    down = {"labels": {"alertname": "OtelMlCollectorDown", "severity": "critical", "team": "ml-platform",
+                       "job": "otel-collector", "instance": "127.0.0.1:8888"},
+            "annotations": {"summary": "The otel_ml collector is down", "value": "0"}}
+    symptom = _alert("OtelMlTelemetryDropped", "warning", "ml-platform", "ranker-api", "ranker")
+    rig.post(down, symptom)
+    rig.wait_for("OtelMlCollectorDown on Telegram",
+                 lambda m: m.channel == "telegram" and "OtelMlCollectorDown" in m.alertnames)
+    time.sleep(SETTLE_S)
+    after = rig.received.snapshot()
+    assert [m for m in after if "OtelMlTelemetryDropped" in m.alertnames] == []
+    assert ("webhook", urlparse(rig.secrets["incident_webhook_url"]).path) in {
+        (m.channel, m.destination) for m in after if "OtelMlCollectorDown" in m.alertnames}
