@@ -1,8 +1,13 @@
 """Drive the example service: predictions (drifting after a while), delayed labels, LLM streams, errors.
 
     python examples/load.py --url http://127.0.0.1:8000 --seconds 60
+    python examples/load.py --error-rate 0.07 --slow-rate 0.03    # with the service's DEMO_FAULTS=1
 
-Bounded in requests and time; only talks to the URL given (loopback by default).
+Inputs drift gradually from ``--drift-after`` of the run on (a unit change upstream reaching more
+and more rows); labels arrive 1-5 s after their prediction; 2 % of requests are malformed (the
+service answers 422 without an inference); ``--error-rate`` / ``--slow-rate`` ask the service
+for failures and slow calls inside the inference. Bounded in requests and time; only talks to the
+URL given (loopback by default).
 """
 
 from __future__ import annotations
@@ -20,9 +25,11 @@ from sklearn.datasets import load_breast_cancer
 from sklearn.model_selection import train_test_split
 
 
-def _post(url: str, body: dict[str, Any], timeout: float = 10.0) -> tuple[int, bytes]:
-    req = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
-                                 headers={"Content-Type": "application/json"})
+def _post(url: str, body: dict[str, Any], timeout: float = 10.0, fault: str | None = None) -> tuple[int, bytes]:
+    headers = {"Content-Type": "application/json"}
+    if fault:
+        headers["X-Demo-Fault"] = fault
+    req = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST", headers=headers)
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:
             return resp.status, resp.read()
@@ -36,7 +43,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--max-requests", type=int, default=5000)
     parser.add_argument("--drift-after", type=float, default=0.5, help="fraction of the run before inputs drift")
+    parser.add_argument("--drift-ramp", type=float, default=0.25,
+                        help="fraction of the run over which the drift grows to full strength")
     parser.add_argument("--rps", type=float, default=20.0)
+    parser.add_argument("--error-rate", type=float, default=0.0, help="share of requests that fail in the model")
+    parser.add_argument("--slow-rate", type=float, default=0.0, help="share of requests slowed to 0.6-1 s")
     args = parser.parse_args(argv)
 
     data = load_breast_cancer()
@@ -45,20 +56,26 @@ def main(argv: list[str] | None = None) -> int:
     rng = random.Random(42)
     start = time.monotonic()
     sent = errors = outcomes = generations = 0
+    by_variant: dict[str, int] = {}
     pending: list[tuple[float, str, str]] = []
     while sent < args.max_requests and time.monotonic() - start < args.seconds:
         i = rng.randrange(len(x_serve))
         row = [float(v) for v in x_serve[i]]
-        drifting = time.monotonic() - start > args.seconds * args.drift_after
-        if drifting:  # a unit change upstream: 'mean radius' etc. arrive scaled
+        into_drift = (time.monotonic() - start - args.seconds * args.drift_after) / max(
+            args.seconds * args.drift_ramp, 1e-9)
+        if rng.random() < min(max(into_drift, 0.0), 1.0):  # a unit change upstream, reaching more rows
             row = [v * 1.8 if j < 10 else v for j, v in enumerate(row)]
         if rng.random() < 0.02:
             row = row[:-1]  # a malformed request: the service answers 422
-        status, body = _post(f"{args.url}/predict", {"features": row})
+        draw = rng.random()
+        fault = "error" if draw < args.error_rate else "slow" if draw < args.error_rate + args.slow_rate else None
+        status, body = _post(f"{args.url}/predict", {"features": row}, fault=fault)
         sent += 1
         if status == 200:
-            pid = json.loads(body)["id"]
-            pending.append((time.monotonic() + rng.uniform(1, 5), pid, names[int(y_serve[i])]))
+            answer = json.loads(body)
+            variant = answer.get("variant") or "main"
+            by_variant[variant] = by_variant.get(variant, 0) + 1
+            pending.append((time.monotonic() + rng.uniform(1, 5), answer["id"], names[int(y_serve[i])]))
         else:
             errors += 1
         now = time.monotonic()
@@ -70,7 +87,8 @@ def main(argv: list[str] | None = None) -> int:
             _post(f"{args.url}/generate", {"prompt": "tell me about drift", "max_tokens": rng.randint(4, 32)})
             generations += 1
         time.sleep(max(0.0, 1.0 / args.rps))
-    print(json.dumps({"predictions": sent, "errors": errors, "outcomes": outcomes, "generations": generations}))
+    print(json.dumps({"predictions": sent, "errors": errors, "outcomes": outcomes, "generations": generations,
+                      "answered_by_variant": by_variant}))
     return 0
 
 

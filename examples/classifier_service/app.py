@@ -11,7 +11,12 @@ What it shows:
   class mix, drift and data quality for every served row, with model name and version;
 * ``POST /outcome``: ground truth that arrives later, joined by prediction id -> accuracy, F1, AUC;
 * ``POST /generate``: a token stream (a stand-in for an LLM server) timed with the GenAI metrics;
-* log lines correlated with the trace (Loki <-> Jaeger).
+* log lines correlated with the trace (Loki <-> Jaeger);
+* ``CANARY_SHARE=0.1``: an in-process canary - the next model version as ``variant="canary"``,
+  trained on less (and noisier) data, a little slower - serving that share of traffic, so the
+  A/B dashboard and the canary alerts have something to compare;
+* ``DEMO_FAULTS=1``: the load generator may ask, per request, for a failure or a slow call
+  inside the inference (header ``X-Demo-Fault: error|slow``), where otel_ml measures them.
 
 The model is trained at start-up on scikit-learn's bundled breast-cancer data (no download).
 """
@@ -22,12 +27,14 @@ import asyncio
 import logging
 import os
 import random
+import time
 import uuid
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 from typing import Any
 
 import numpy as np
-from fastapi import FastAPI, HTTPException
+from fastapi import FastAPI, Header, HTTPException
 from fastapi.responses import StreamingResponse
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from pydantic import BaseModel
@@ -40,6 +47,8 @@ from sklearn.preprocessing import StandardScaler
 import otel_ml
 
 MODEL_VERSION = os.environ.get("MODEL_VERSION", "2026.11.1")
+CANARY_SHARE = float(os.environ.get("CANARY_SHARE", "0"))
+DEMO_FAULTS = os.environ.get("DEMO_FAULTS", "") == "1"
 
 telemetry = otel_ml.configure(
     service_name=os.environ.get("OTEL_SERVICE_NAME", "classifier-service"),
@@ -66,6 +75,24 @@ monitor = otel_ml.ModelMonitor(
     drift_policy=otel_ml.DriftPolicy(window_s=float(os.environ.get("DRIFT_WINDOW_S", "60"))),
 )
 llm = otel_ml.ModelMonitor("tiny-llm", version="0.1", task="generation")
+
+# The canary: the next version, trained on a fifth of the data with 15 % of its labels flipped -
+# worse, as a rushed retrain can be - and served to CANARY_SHARE of the traffic.
+_rng = np.random.default_rng(1)
+_subset = _rng.choice(len(x_train), size=len(x_train) // 5, replace=False)
+_noisy = np.where(_rng.random(len(_subset)) < 0.15, 1 - y_train[_subset], y_train[_subset])
+canary_model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)).fit(x_train[_subset], _noisy)
+canary = otel_ml.ModelMonitor(
+    "breast-cancer-classifier", version=f"{MODEL_VERSION}-rc1", variant="canary", task="classification",
+    classes=CLASSES, positive_class="malignant",
+    reference=otel_ml.ReferenceProfile.from_data(
+        x_train, feature_names=FEATURES, predictions=canary_model.predict_proba(x_train).max(axis=1),
+        prediction_kind="confidence"),
+    drift_policy=otel_ml.DriftPolicy(window_s=float(os.environ.get("DRIFT_WINDOW_S", "60"))),
+) if CANARY_SHARE > 0 else None
+# Which variant served each prediction id, so its label reaches the right monitor (bounded).
+_served_by: OrderedDict[str, bool] = OrderedDict()
+_MAX_ASSIGNMENTS = 200_000
 
 app = FastAPI(title="otel_ml example classifier")
 FastAPIInstrumentor.instrument_app(app)
@@ -109,21 +136,47 @@ def _row(features: list[float] | dict[str, float]) -> np.ndarray:
     return np.asarray(values, dtype=float).reshape(1, -1)
 
 
+def _fault(kind: str | None, on_canary: bool) -> None:
+    """What DEMO_FAULTS lets the load generator ask for, inside the inference where it is measured."""
+    if not DEMO_FAULTS:
+        return
+    if on_canary:
+        time.sleep(random.uniform(0.03, 0.06))  # the canary's bigger model
+        if random.random() < 0.08:
+            raise TimeoutError("canary: feature store timed out")
+    if kind == "error":
+        raise TimeoutError("feature store timed out")
+    if kind == "slow":
+        time.sleep(random.uniform(0.6, 1.0))
+
+
 @app.post("/predict")
-def predict(req: PredictRequest) -> dict[str, Any]:
+def predict(req: PredictRequest, x_demo_fault: str | None = Header(default=None)) -> dict[str, Any]:
     row = _row(req.features)
     prediction_id = req.id or uuid.uuid4().hex
-    with monitor.inference(batch_size=1, features=row, prediction_id=prediction_id) as inf:
-        if not np.isfinite(row).all():
-            log.error("non-finite input for prediction %s", prediction_id)
-            raise HTTPException(422, "features must be finite numbers")
-        proba = model.predict_proba(row)[0]
-        label = CLASSES[int(proba.argmax())]
-        confidence = float(proba.max())
-        inf.record(predictions=label, confidence=confidence, score=float(proba[0]))
+    on_canary = canary is not None and random.random() < CANARY_SHARE
+    serving, mon, version = (canary_model, canary, f"{MODEL_VERSION}-rc1") if on_canary and canary else (
+        model, monitor, MODEL_VERSION)
+    try:
+        with mon.inference(batch_size=1, features=row, prediction_id=prediction_id) as inf:
+            if not np.isfinite(row).all():
+                log.error("non-finite input for prediction %s", prediction_id)
+                raise HTTPException(422, "features must be finite numbers")
+            _fault(x_demo_fault, on_canary)
+            proba = serving.predict_proba(row)[0]
+            label = CLASSES[int(proba.argmax())]
+            confidence = float(proba.max())
+            inf.record(predictions=label, confidence=confidence, score=float(proba[0]))
+    except TimeoutError as exc:
+        log.error("prediction %s failed: %s", prediction_id, exc)
+        raise HTTPException(503, str(exc)) from None
+    if canary is not None:
+        _served_by[prediction_id] = on_canary
+        if len(_served_by) > _MAX_ASSIGNMENTS:
+            _served_by.popitem(last=False)
     log.info("predicted %s (confidence %.3f) for %s", label, confidence, prediction_id)
-    return {"id": prediction_id, "prediction": label, "confidence": confidence,
-            "model_version": MODEL_VERSION}
+    return {"id": prediction_id, "prediction": label, "confidence": confidence, "model_version": version,
+            "variant": "canary" if on_canary else None}
 
 
 @app.post("/predict/batch")
@@ -144,7 +197,8 @@ def predict_batch(req: BatchRequest) -> dict[str, Any]:
 
 @app.post("/outcome")
 def outcome(req: OutcomeRequest) -> dict[str, str]:
-    monitor.record_outcome(req.id, req.actual)
+    mon = canary if canary is not None and _served_by.pop(req.id, False) else monitor
+    mon.record_outcome(req.id, req.actual)
     return {"status": "recorded"}
 
 
