@@ -44,6 +44,8 @@ GPU = 'hw_type="gpu"'
 UNCORRECTED = 'error_type="uncorrected"'
 EXPIRED = 'otel_ml_reason="expired"'
 EVICTED = 'otel_ml_reason="evicted"'
+CLASSIFIED = 'ml_prediction_class!=""'
+CANDIDATE = 'ml_model_variant!=""'
 SM, MV, VAR, FEAT = cfg.SERVICE_MODEL, cfg.MODEL_VERSION, cfg.MODEL_VARIANT, cfg.FEATURE
 
 
@@ -422,7 +424,7 @@ def _accuracy_records(labels: Sequence[str], window: str) -> list[Record | Alert
     label_replace copies the predicted class into ``ml_class`` on one side and the actual class on
     the other; ``and`` then keeps exactly the series whose two copies agree.
     """
-    classified = sel('ml_prediction_class!=""')
+    classified = sel(CLASSIFIED)
     rate = f"rate(ml_outcomes_total{classified}[{window}])"
     outcomes = f"{level(labels)}:ml_outcomes:rate{window}"
     correct = f"{level(labels)}:ml_outcomes_correct:rate{window}"
@@ -454,7 +456,7 @@ def model_rules() -> list[Group]:
               "it.", "{{ $value | printf \"%.3f\" }}", dashboard="quality"),
         Alert("OtelMlAccuracyDrop",
               f"{acc1h} < {on(MV)} ({acc1d} - {num(T.accuracy_drop)})\nand {on(MV)}\n"
-              f"{level(MV)}:ml_outcomes:rate1h * 3600 >= {T.min_outcomes}",
+              f"sum {by(MV)} (increase(ml_outcomes_total{sel(CLASSIFIED)}[1h])) >= {T.min_outcomes}",
               "30m", "P1", cfg.TEAM_PLATFORM,
               f"{MODEL}{VARIANT}: accuracy fell to {PCT}",
               f"Accuracy from delayed labels over the last hour is more than {num(T.accuracy_drop * 100)} points "
@@ -565,7 +567,7 @@ def data_quality_rules() -> list[Group]:
                             f"(rate(ml_data_quality_issues_total{sel()}[15m]))"
                             f"\n/ ignoring (ml_data_quality_issue) group_left\n{ROWS}"),
     ]
-    guard = f"and {on(FEAT)}\n{ROWS} * 900 >= {T.min_rows}"
+    guard = f"and {on(FEAT)}\nsum {by(FEAT)} (increase(ml_feature_values_total{sel()}[15m])) >= {T.min_rows}"
 
     def dq(name: str, issues: str, threshold: float, priority: str, what: str, why: str) -> Alert:
         return Alert(
@@ -595,7 +597,8 @@ def data_quality_rules() -> list[Group]:
 def canary_rules() -> list[Group]:
     cand, base = '{ml_model_variant!=""}', '{ml_model_variant=""}'
     acc = f"{level(VAR)}:ml_accuracy:ratio_rate1h"
-    enough = f"and {on(VAR)}\n{REQ15_VAR}{cand} * 900 >= {T.canary_min_requests}"
+    enough = (f"and {on(VAR)}\nsum {by(VAR)} (increase({DUR}_count{sel(CANDIDATE)}[15m]))"
+              f" >= {T.canary_min_requests}")
     alerts: list[Record | Alert] = [
         Alert("OtelMlCanaryErrorRatioWorse",
               f"{ERR15_VAR}{cand}\n> {on(SM)} group_left ()\n"
@@ -615,7 +618,8 @@ def canary_rules() -> list[Group]:
               "main variant's.", DURATION, dashboard="ab"),
         Alert("OtelMlCanaryAccuracyWorse",
               f"{acc}{cand}\n< {on(SM)} group_left ()\n({acc}{base} - {num(T.canary_accuracy_drop)})\n"
-              f"and {on(VAR)}\n{level(VAR)}:ml_outcomes:rate1h{cand} * 3600 >= {T.min_outcomes}",
+              f"and {on(VAR)}\nsum {by(VAR)} (increase(ml_outcomes_total{sel(CLASSIFIED, CANDIDATE)}[1h]))"
+              f" >= {T.min_outcomes}",
               "30m", "P1", cfg.TEAM_PLATFORM,
               f"{{{{ $labels.ml_model_name }}}} variant {{{{ $labels.ml_model_variant }}}}: accuracy {PCT}, worse "
               "than the main variant",
