@@ -96,7 +96,7 @@ class Thresholds:
     canary_error_margin: float = 0.01
     canary_latency_factor: float = 1.5
     canary_accuracy_drop: float = 0.05
-    canary_min_requests: int = 100
+    canary_min_requests_per_s: float = 0.1  # a rate, so compressed-time demos keep its meaning
     # delayed labels
     unlabelled_share: float = 0.5  # most predictions leave the store without a label
     late_label_share: float = 0.1  # labels that arrive after the predictions' TTL

@@ -2,6 +2,12 @@
 
     python alerts/generate.py            # writes alerts/*.rules.yml
     python alerts/generate.py --check    # exit 1 when a committed file differs
+    python alerts/generate.py --time-scale 0.0333 --out DIR   # the demo's rules, time compressed
+
+``--time-scale`` multiplies every duration - range windows, ``offset``, ``for:`` and group
+intervals - and nothing else: the same expressions, thresholds and guards, so the demo stack
+(``OTEL_ML_RULES_TIME_SCALE``, see stack/README.md) fires the shipped alerts on minutes of real
+traffic. Rule names keep their nominal windows (``ratio_rate1h`` is 2 minutes at 1/30).
 
 Conventions (kubernetes-mixin): recording rules are named ``level:metric:operations`` where
 ``level`` is the labels kept (``service_name_ml_model_name:...``); alerts are CamelCase with the
@@ -18,6 +24,9 @@ Prometheus 3 semantics (``le`` label values as Prometheus 3 normalises them).
 
 from __future__ import annotations
 
+import argparse
+import copy
+import re
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -113,12 +122,25 @@ class Alert:
     description: str
     value: str  # template rendering $value for humans
     dashboard: str = "overview"
+    # The quantity the alert compares, for the real-data test (which runs it against Prometheus):
+    # by default the expression's left side before its first comparison.
+    probe: str | None = None
     # dashboard variables filled from the alert's labels: service and model, model only, or none
     link: tuple[tuple[str, str], ...] = (("service", "service_name"), ("model", "ml_model_name"))
 
     @property
     def severity(self) -> str:
         return SEVERITY_PRIORITY[self.priority]
+
+    @property
+    def probe_expr(self) -> str:
+        if self.probe is not None:
+            return self.probe
+        m = re.match(r"^(.*?)\s*(>=|<=|>|<|==)\s", self.expr, re.S)
+        left = m.group(1) if m else ""
+        if not left or left.count("(") != left.count(")"):
+            raise ValueError(f"{self.alert}: give it an explicit probe=")
+        return left
 
     def doc(self) -> dict[str, Any]:
         uid = cfg.DASHBOARDS[self.dashboard]
@@ -258,26 +280,29 @@ def slo_rules() -> list[Group]:
               f"{{{{ $labels.ml_model_name }}}} in {{{{ $labels.service_name }}}} burns its error budget fast "
               f"({PCT} errors)",
               f"At this error rate the {num(avail * 100)} % availability objective's 30-day budget is gone in "
-              f"days ({page} burn rate, at least {S.min_bad_page} failed inferences).", PCT),
+              f"days ({page} burn rate, at least {S.min_bad_page} failed inferences).", PCT,
+              probe=f"{level(SM)}:ml_inference_error:ratio_rate{S.page[0].long}"),
         Alert("OtelMlAvailabilityBudgetBurnSlow", _burn("error", S.ticket, avail, S.min_bad_ticket), "15m", "P2",
               cfg.TEAM_PLATFORM,
               f"{{{{ $labels.ml_model_name }}}} in {{{{ $labels.service_name }}}} is eating its error budget "
               f"({PCT} errors)",
               f"The {num(avail * 100)} % availability objective is being missed slowly ({ticket} burn rate, at "
-              f"least {S.min_bad_ticket} failed inferences): fix it this week, not tonight.", PCT),
+              f"least {S.min_bad_ticket} failed inferences): fix it this week, not tonight.", PCT,
+              probe=f"{level(SM)}:ml_inference_error:ratio_rate{S.ticket[0].long}"),
         Alert("OtelMlLatencyBudgetBurnFast", _burn("slow", S.page, lat, S.min_bad_page), "2m", "P0",
               cfg.TEAM_PLATFORM,
               f"{{{{ $labels.ml_model_name }}}} in {{{{ $labels.service_name }}}}: {PCT} of inferences slower "
               f"than {num(S.latency_threshold_s)} s",
               f"Too many successful inferences are slower than {num(S.latency_threshold_s)} s for the "
               f"{num(lat * 100)} % latency objective ({page} burn rate, at least {S.min_bad_page} slow ones).",
-              PCT),
+              PCT, probe=f"{level(SM)}:ml_inference_slow:ratio_rate{S.page[0].long}"),
         Alert("OtelMlLatencyBudgetBurnSlow", _burn("slow", S.ticket, lat, S.min_bad_ticket), "15m", "P2",
               cfg.TEAM_PLATFORM,
               f"{{{{ $labels.ml_model_name }}}} in {{{{ $labels.service_name }}}}: {PCT} of inferences slower "
               f"than {num(S.latency_threshold_s)} s over days",
               f"The {num(lat * 100)} % latency objective ({num(S.latency_threshold_s)} s) is being missed slowly "
-              f"({ticket} burn rate, at least {S.min_bad_ticket} slow inferences).", PCT),
+              f"({ticket} burn rate, at least {S.min_bad_ticket} slow inferences).", PCT,
+              probe=f"{level(SM)}:ml_inference_slow:ratio_rate{S.ticket[0].long}"),
     ]
     return [Group("otel_ml.slo", _slo_records(short)),
             Group("otel_ml.slo.long", _slo_records(long), interval="5m"),
@@ -328,7 +353,8 @@ def pipeline_rules() -> list[Group]:
               "5m", "P0", cfg.TEAM_PLATFORM,
               "{{ $labels.service_name }} stopped reporting inference metrics",
               "A service that reported model metrics in the hour before the last 15 minutes reports none now: "
-              "it is down, cannot reach the collector, or stopped serving.", "{{ $value }}", link=SERVICE_LINK),
+              "it is down, cannot reach the collector, or stopped serving.", "{{ $value }}", link=SERVICE_LINK,
+              probe=f"count by (service_name) (count_over_time({reporting}[1h]))"),
         Alert("OtelMlTelemetryDropped",
               f"sum by (service_name, otel_ml_reason) (increase(otel_ml_dropped_total{sel()}[10m])) > 0",
               "10m", "P2", cfg.TEAM_PLATFORM,
@@ -539,7 +565,8 @@ def drift_rules() -> list[Group]:
             f"Over the last hour, across all replicas, the {what} distribution differs from the training reference: "
             f"fleet PSI above {psi} and n x PSI above {floor} (the chi-squared {1 - t['drift_alpha']:.4%} quantile "
             f"for {int(t['bins'])} bins, so a quiet hour does not alert on noise) for 15 minutes; the same rule as "
-            "the SDK's ml.drift.status.", "{{ $value | printf \"%.3f\" }}", dashboard="quality", link=MODEL_LINK)
+            "the SDK's ml.drift.status.", "{{ $value | printf \"%.3f\" }}", dashboard="quality", link=MODEL_LINK,
+            probe=f"{PSI}{cond}")
 
     alerts: list[Record | Alert] = [
         drift_alert("OtelMlFeatureDrift", "!=", cfg.TEAM_DATA, "feature {{ $labels.ml_feature_name }}"),
@@ -597,8 +624,8 @@ def data_quality_rules() -> list[Group]:
 def canary_rules() -> list[Group]:
     cand, base = '{ml_model_variant!=""}', '{ml_model_variant=""}'
     acc = f"{level(VAR)}:ml_accuracy:ratio_rate1h"
-    enough = (f"and {on(VAR)}\nsum {by(VAR)} (increase({DUR}_count{sel(CANDIDATE)}[15m]))"
-              f" >= {T.canary_min_requests}")
+    enough = (f"and {on(VAR)}\nsum {by(VAR)} (rate({DUR}_count{sel(CANDIDATE)}[15m]))"
+              f" >= {num(T.canary_min_requests_per_s)}")
     alerts: list[Record | Alert] = [
         Alert("OtelMlCanaryErrorRatioWorse",
               f"{ERR15_VAR}{cand}\n> {on(SM)} group_left ()\n"
@@ -678,6 +705,33 @@ FILES = [
 ]
 
 
+_DURATION = re.compile(r"(\[|offset )(\d+)([smhd])(\])?")
+_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def scale_duration(text: str, scale: float) -> str:
+    """A duration (``5m``) times ``scale``, in whole seconds, at least 1 s."""
+    return f"{max(1, round(seconds(text) * scale))}s"
+
+
+def _scale_expr(expr: str, scale: float) -> str:
+    def sub(m: re.Match[str]) -> str:
+        return f"{m.group(1)}{scale_duration(m.group(2) + m.group(3), scale)}{m.group(4) or ''}"
+
+    return _DURATION.sub(sub, expr)
+
+
+def _scaled(doc: dict[str, Any], scale: float) -> dict[str, Any]:
+    out = copy.deepcopy(doc)
+    for g in out["groups"]:
+        g["interval"] = scale_duration(g.get("interval", "1m"), scale)
+        for r in g["rules"]:
+            r["expr"] = _scale_expr(r["expr"], scale)
+            if "for" in r:
+                r["for"] = scale_duration(r["for"], scale)
+    return out
+
+
 class _Dumper(yaml.SafeDumper):
     pass
 
@@ -690,12 +744,15 @@ def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
 _Dumper.add_representer(str, _str)
 
 
-def render(f: RuleFile) -> str:
-    doc = {"groups": [
+def render(f: RuleFile, scale: float = 1.0) -> str:
+    doc: dict[str, Any] = {"groups": [
         {"name": g.name, **({"interval": g.interval} if g.interval != "1m" else {}),
          "rules": [r.doc() for r in g.rules]} for g in f.groups]}
     header = (f"# GENERATED by alerts/generate.py from alerts/config.py - do not edit.\n"
               f"# {f.doc}\n# Runbooks: alerts/runbooks.md. Tests: alerts/tests/ (promtool test rules).\n")
+    if scale != 1.0:
+        doc = _scaled(doc, scale)
+        header += f"# Every duration scaled by {scale!r} for a demo stack: not the shipped rules.\n"
     body = yaml.dump(doc, Dumper=_Dumper, sort_keys=False, width=1000, allow_unicode=True)
     return header + body
 
@@ -704,16 +761,33 @@ def alerts() -> list[Alert]:
     return [r for f in FILES for g in f.groups for r in g.rules if isinstance(r, Alert)]
 
 
+def probes() -> dict[str, str]:
+    """Each alert's measured quantity (see :attr:`Alert.probe`), by alert name."""
+    return {a.alert: a.probe_expr for a in alerts()}
+
+
 def records() -> list[Record]:
     return [r for f in FILES for g in f.groups for r in g.rules if isinstance(r, Record)]
 
 
 def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--check", action="store_true", help="exit 1 when a committed file is stale")
+    parser.add_argument("--time-scale", type=float, default=1.0, help="multiply every duration (demo stacks)")
+    parser.add_argument("--out", type=Path, default=HERE, help="where to write (default: alerts/)")
+    args = parser.parse_args(argv[1:])
+    if not 0 < args.time_scale <= 1:
+        print(f"--time-scale must be in (0, 1], got {args.time_scale}", file=sys.stderr)
+        return 2
+    if args.time_scale != 1.0 and args.out.resolve() == HERE:
+        print("--time-scale writes demo rules: give --out a folder other than alerts/", file=sys.stderr)
+        return 2
+    args.out.mkdir(parents=True, exist_ok=True)
     stale = []
     for f in FILES:
-        path = HERE / f.name
-        text = render(f)
-        if "--check" in argv:
+        path = args.out / f.name
+        text = render(f, args.time_scale)
+        if args.check:
             if not path.exists() or path.read_text() != text:
                 stale.append(f.name)
         else:

@@ -13,6 +13,7 @@ URL given (loopback by default).
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import random
 import sys
@@ -21,7 +22,7 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-from sklearn.datasets import load_breast_cancer
+from sklearn.datasets import load_breast_cancer, load_diabetes
 from sklearn.model_selection import train_test_split
 
 
@@ -35,6 +36,9 @@ def _post(url: str, body: dict[str, Any], timeout: float = 10.0, fault: str | No
             return resp.status, resp.read()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read()
+    except (http.client.HTTPException, OSError) as exc:
+        # A stream cut off mid-way (a generation that failed after its first tokens), a timeout.
+        return 0, repr(exc).encode()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -53,11 +57,13 @@ def main(argv: list[str] | None = None) -> int:
     data = load_breast_cancer()
     _, x_serve, _, y_serve = train_test_split(data.data, data.target, test_size=0.3, random_state=0)
     names = [str(c) for c in data.target_names]
+    diabetes = load_diabetes()
+    _, xd_serve, _, yd_serve = train_test_split(diabetes.data, diabetes.target, test_size=0.3, random_state=0)
     rng = random.Random(42)
     start = time.monotonic()
-    sent = errors = outcomes = generations = 0
+    sent = errors = outcomes = generations = generation_failures = estimates = 0
     by_variant: dict[str, int] = {}
-    pending: list[tuple[float, str, str]] = []
+    pending: list[tuple[float, str, str | float]] = []
     while sent < args.max_requests and time.monotonic() - start < args.seconds:
         i = rng.randrange(len(x_serve))
         row = [float(v) for v in x_serve[i]]
@@ -78,16 +84,29 @@ def main(argv: list[str] | None = None) -> int:
             pending.append((time.monotonic() + rng.uniform(1, 5), answer["id"], names[int(y_serve[i])]))
         else:
             errors += 1
+        if rng.random() < 0.2:  # the regression model: disease progression, its measurement later
+            j = rng.randrange(len(xd_serve))
+            status, body = _post(f"{args.url}/estimate", {"features": [float(v) for v in xd_serve[j]]})
+            if status == 200:
+                estimates += 1
+                pending.append((time.monotonic() + rng.uniform(1, 5), json.loads(body)["id"], float(yd_serve[j])))
+        pending.sort(key=lambda p: p[0])
         now = time.monotonic()
         while pending and pending[0][0] <= now:  # labels arrive a few seconds later
             _, pid, actual = pending.pop(0)
-            _post(f"{args.url}/outcome", {"id": pid, "actual": actual})
+            if isinstance(actual, float):
+                _post(f"{args.url}/estimate/outcome", {"id": pid, "actual": actual})
+            else:
+                _post(f"{args.url}/outcome", {"id": pid, "actual": actual})
             outcomes += 1
         if rng.random() < 0.1:
-            _post(f"{args.url}/generate", {"prompt": "tell me about drift", "max_tokens": rng.randint(4, 32)})
+            status, _ = _post(f"{args.url}/generate", {"prompt": "tell me about drift",
+                                                       "max_tokens": rng.randint(4, 32)})
             generations += 1
+            generation_failures += status != 200
         time.sleep(max(0.0, 1.0 / args.rps))
     print(json.dumps({"predictions": sent, "errors": errors, "outcomes": outcomes, "generations": generations,
+                      "generation_failures": generation_failures, "estimates": estimates,
                       "answered_by_variant": by_variant}))
     return 0
 

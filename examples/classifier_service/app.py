@@ -38,8 +38,8 @@ from fastapi import FastAPI, Header, HTTPException
 from fastapi.responses import StreamingResponse
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from pydantic import BaseModel
-from sklearn.datasets import load_breast_cancer
-from sklearn.linear_model import LogisticRegression
+from sklearn.datasets import load_breast_cancer, load_diabetes
+from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.model_selection import train_test_split
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -94,6 +94,20 @@ canary = otel_ml.ModelMonitor(
 _served_by: OrderedDict[str, bool] = OrderedDict()
 _MAX_ASSIGNMENTS = 200_000
 
+# A regression model beside the classifier: disease progression from scikit-learn's diabetes data,
+# with its labels (the measured progression) arriving later on /estimate/outcome.
+diabetes = load_diabetes()
+DIABETES_FEATURES = [str(n) for n in diabetes.feature_names]
+xd_train, xd_serve, yd_train, yd_serve = train_test_split(diabetes.data, diabetes.target, test_size=0.3,
+                                                          random_state=0)
+regressor = Ridge(alpha=0.1).fit(xd_train, yd_train)
+progression = otel_ml.ModelMonitor(
+    "diabetes-progression", version=MODEL_VERSION, task="regression",
+    reference=otel_ml.ReferenceProfile.from_data(xd_train, feature_names=DIABETES_FEATURES,
+                                                 predictions=regressor.predict(xd_train), prediction_kind="value"),
+    drift_policy=otel_ml.DriftPolicy(window_s=float(os.environ.get("DRIFT_WINDOW_S", "60"))),
+)
+
 app = FastAPI(title="otel_ml example classifier")
 FastAPIInstrumentor.instrument_app(app)
 
@@ -116,6 +130,16 @@ class OutcomeRequest(BaseModel):
 class OutcomesRequest(BaseModel):
     ids: list[str]
     actuals: list[str]
+
+
+class EstimateRequest(BaseModel):
+    features: list[float]
+    id: str | None = None
+
+
+class EstimateOutcomeRequest(BaseModel):
+    id: str
+    actual: float
 
 
 class GenerateRequest(BaseModel):
@@ -142,7 +166,7 @@ def _fault(kind: str | None, on_canary: bool) -> None:
         return
     if on_canary:
         time.sleep(random.uniform(0.03, 0.06))  # the canary's bigger model
-        if random.random() < 0.08:
+        if random.random() < 0.15:  # the canary's new feature lookup is flaky
             raise TimeoutError("canary: feature store timed out")
     if kind == "error":
         raise TimeoutError("feature store timed out")
@@ -162,19 +186,23 @@ def predict(req: PredictRequest, x_demo_fault: str | None = Header(default=None)
             if not np.isfinite(row).all():
                 log.error("non-finite input for prediction %s", prediction_id)
                 raise HTTPException(422, "features must be finite numbers")
-            _fault(x_demo_fault, on_canary)
+            try:
+                _fault(x_demo_fault, on_canary)
+            except TimeoutError as exc:
+                # Logged inside the inference: the record carries its trace id and model version.
+                log.error("prediction %s failed: %s", prediction_id, exc)
+                raise
             proba = serving.predict_proba(row)[0]
             label = CLASSES[int(proba.argmax())]
             confidence = float(proba.max())
             inf.record(predictions=label, confidence=confidence, score=float(proba[0]))
+            log.info("predicted %s (confidence %.3f) for %s", label, confidence, prediction_id)
     except TimeoutError as exc:
-        log.error("prediction %s failed: %s", prediction_id, exc)
         raise HTTPException(503, str(exc)) from None
     if canary is not None:
         _served_by[prediction_id] = on_canary
         if len(_served_by) > _MAX_ASSIGNMENTS:
             _served_by.popitem(last=False)
-    log.info("predicted %s (confidence %.3f) for %s", label, confidence, prediction_id)
     return {"id": prediction_id, "prediction": label, "confidence": confidence, "model_version": version,
             "variant": "canary" if on_canary else None}
 
@@ -193,6 +221,25 @@ def predict_batch(req: BatchRequest) -> dict[str, Any]:
         labels = [CLASSES[i] for i in proba.argmax(axis=1)]
         inf.record(predictions=labels, confidence=proba.max(axis=1), score=proba[:, 0])
     return {"ids": ids, "predictions": labels, "model_version": MODEL_VERSION}
+
+
+@app.post("/estimate")
+def estimate(req: EstimateRequest) -> dict[str, Any]:
+    if len(req.features) != len(DIABETES_FEATURES):
+        raise HTTPException(422, f"expected {len(DIABETES_FEATURES)} features, got {len(req.features)}")
+    row = np.asarray(req.features, dtype=float).reshape(1, -1)
+    prediction_id = req.id or uuid.uuid4().hex
+    with progression.inference(batch_size=1, features=row, prediction_id=prediction_id) as inf:
+        value = float(regressor.predict(row)[0])
+        inf.record(predictions=value)
+        log.info("estimated progression %.1f for %s", value, prediction_id)
+    return {"id": prediction_id, "progression": value, "model_version": MODEL_VERSION}
+
+
+@app.post("/estimate/outcome")
+def estimate_outcome(req: EstimateOutcomeRequest) -> dict[str, str]:
+    progression.record_outcome(req.id, req.actual)
+    return {"status": "recorded"}
 
 
 @app.post("/outcome")
@@ -217,6 +264,8 @@ async def generate(req: GenerateRequest) -> StreamingResponse:
         for i in range(max(1, min(req.max_tokens, 256))):
             if i:
                 await asyncio.sleep(random.uniform(0.002, 0.01))
+            if DEMO_FAULTS and i == 3 and random.random() < 0.05:
+                raise RuntimeError("decoder ran out of KV cache")  # a generation failing mid-stream
             yield f"tok{i} "
 
     stream = llm.wrap_stream(tokens(), request_model="tiny-llm", provider="otel_ml-example",

@@ -24,6 +24,9 @@ HOME: Final = "OTEL_ML_HOME"
 ALERTMANAGER_SECRETS_DIR: Final = "OTEL_ML_ALERTMANAGER_SECRETS_DIR"
 """Folder holding the secret files alerts/alertmanager.yml names (default ``stack/secrets``)."""
 
+RULES_TIME_SCALE: Final = "OTEL_ML_RULES_TIME_SCALE"
+"""E.g. ``0.0333``: the local stack's Prometheus loads the rules with every duration scaled (demos)."""
+
 # Read by collector/config.yaml (``${env:...}``); listed here so every variable has one home.
 COLLECTOR_HOST: Final = "OTEL_ML_COLLECTOR_HOST"
 JAEGER_OTLP_ENDPOINT: Final = "OTEL_ML_JAEGER_OTLP_ENDPOINT"

@@ -201,3 +201,13 @@ def test_thresholds_come_from_the_config() -> None:
     slo = cfg.CONFIG.slo
     (burn,) = [a for a in gen.alerts() if a.alert == "OtelMlAvailabilityBudgetBurnFast"]
     assert f"> {gen.num(slo.page[0].factor * (1 - slo.availability_target))}\n" in burn.expr
+
+
+def test_dashboard_links_point_at_existing_dashboards() -> None:
+    """Every dashboard_url names a dashboard UID the dashboards generator produces."""
+    import json
+
+    uids = {json.loads(p.read_text())["uid"] for p in (ROOT / "dashboards").glob("*.json")}
+    for a in _alerts():
+        uid = a["annotations"]["dashboard_url"].split("/d/")[1].split("?")[0]
+        assert uid in uids, f"{a['alert']}: no dashboard {uid}"

@@ -1,8 +1,9 @@
 """``otel-ml stack build|up|down|status``: the local backends as background processes.
 
 ``build``  Go builds of the collector (ocb), Jaeger, Loki, Prometheus and Alertmanager into .stack/bin
-``up``     builds if needed, writes Alertmanager's local config and secret stand-ins, starts what
-           is not running (reloading a running Alertmanager whose config changed), waits until
+``up``     builds if needed, writes Alertmanager's local config and secret stand-ins and
+           Prometheus's (rules at $OTEL_ML_RULES_TIME_SCALE), starts what is not running
+           (reloading a running Prometheus or Alertmanager whose config changed), waits until
            every component is healthy
 ``down``   stops the components started by ``up``
 ``status`` one line per component: health, pid, URL (exit status 1 unless all are healthy)
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from otel_ml._internal.errors import CLIError
-from otel_ml._internal.stack import alerting, build, processes
+from otel_ml._internal.stack import alerting, build, processes, rules
 from otel_ml._internal.stack.components import components
 from otel_ml._internal.stack.paths import StackPaths, find_root
 
@@ -58,6 +59,7 @@ def _up(args: argparse.Namespace) -> int:
         build.build_all(paths, _say)
     paths.ensure()
     alertmanager_changed = alerting.prepare(paths)
+    prometheus_changed = rules.prepare(paths)
     comps = components(paths)
     running = []
     for c in comps:
@@ -76,6 +78,9 @@ def _up(args: argparse.Namespace) -> int:
         if c.name == "alertmanager" and alertmanager_changed:
             processes.reload(c)
             _say(f"reloaded {c.name}: its config (alerts/alertmanager.yml or the secrets folder) changed")
+        if c.name == "prometheus" and prometheus_changed:
+            processes.reload(c)
+            _say(f"reloaded {c.name}: its config or rule time scale changed")
     _print_table(paths)
     return 0
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from otel_ml._internal import env
-from otel_ml._internal.stack import alerting
+from otel_ml._internal.stack import alerting, rules
 from otel_ml._internal.stack.paths import StackPaths
 
 HOST = "127.0.0.1"
@@ -84,7 +84,8 @@ def components(paths: StackPaths) -> list[Component]:
             "prometheus",
             (
                 str(paths.bin / "prometheus"),
-                f"--config.file={root / 'stack/prometheus.yml'}",
+                # The copy with absolute (possibly time-scaled) rule paths (rules.prepare writes it).
+                f"--config.file={rules.config_file(paths)}",
                 f"--storage.tsdb.path={data / 'prometheus'}",
                 "--storage.tsdb.retention.time=2d",
                 f"--web.listen-address={HOST}:9090",
