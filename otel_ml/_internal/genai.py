@@ -19,7 +19,7 @@ import time
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
 from typing import Any
 
-from otel_ml._internal import instruments, names, selftelemetry, spans
+from otel_ml._internal import energy, instruments, names, selftelemetry, spans
 from otel_ml._internal.context import ModelContext
 
 
@@ -65,6 +65,7 @@ class Generation:
         self._token: Any = None
         self._model_token: Any = None
         self._attach = attach_context
+        self._energy: Any = None
         self._ends_with_stream = False
         self._done = False
 
@@ -85,6 +86,8 @@ class Generation:
                 self._model_token, self._token = spans.enter(self._span, ctx.span_attributes)
         except Exception as exc:
             ctx.selftelemetry.dropped("span_start_error", "traces", detail=exc)
+        meter = energy.CURRENT.meter
+        self._energy = (meter, meter.start()) if meter is not None else None
         self._t0 = time.perf_counter_ns()
 
     def token(self, n: int = 1) -> None:
@@ -157,6 +160,15 @@ class Generation:
                 source.series(instruments.GENAI_TOKENS, {**base, names.GENAI_TOKEN_TYPE: "input"}).record(
                     self.input_tokens)
             source.series(instruments.GENAI_TOKENS, {**base, names.GENAI_TOKEN_TYPE: "output"}).record(output)
+        if self._energy is not None:
+            meter, token = self._energy
+            joules = meter.stop(token)
+            if joules is not None:
+                with source.lock:
+                    source.series(instruments.GENERATION_ENERGY, base).record(joules, trace_id, span_id)
+                    if output > 0:
+                        source.series(instruments.GENERATION_ENERGY_PER_TOKEN, base).record(
+                            joules / output, trace_id, span_id)
 
     # -- stream wrappers
     def _count(self, tokens_of: Callable[[Any], int] | None, item: Any) -> int:

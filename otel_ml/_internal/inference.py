@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 
-from otel_ml._internal import instruments, names, selftelemetry, spans
+from otel_ml._internal import energy, instruments, names, selftelemetry, spans
 from otel_ml._internal.context import ModelContext
 from otel_ml._internal.logs import CURRENT_MODEL, READERS
 from otel_ml._internal.producer import HistogramSeries
@@ -105,6 +105,10 @@ class InferenceMetrics:
             elif inf._single_label is not None:
                 self._class_counter(inf._single_label).value += 1
 
+    def record_energy(self, joules: float, trace_id: int, span_id: int) -> None:
+        with self._source.lock:
+            self._source.series(instruments.INFERENCE_ENERGY, self._base).record(joules, trace_id, span_id)
+
     def _error_series(self, error_type: str) -> HistogramSeries:
         series = self._duration_err.get(error_type)
         if series is None:
@@ -137,6 +141,7 @@ class Inference:
         "_conf_raw",
         "_ctx",
         "_ctx_token",
+        "_energy",
         "_features",
         "_feeds",
         "_labels_raw",
@@ -182,6 +187,7 @@ class Inference:
         self._span: Any = None
         self._ctx_token: Any = None
         self._model_token: Any = None
+        self._energy: Any = None  # (meter, token) while an energy meter is installed
         self._t0 = 0
 
     def __enter__(self) -> Inference:
@@ -195,6 +201,9 @@ class Inference:
                 self._model_token = CURRENT_MODEL.set(ctx.span_attributes)
         except Exception as exc:
             ctx.selftelemetry.dropped("span_start_error", "traces", detail=exc)
+        meter = energy.CURRENT.meter
+        if meter is not None:
+            self._energy = (meter, meter.start())
         self._t0 = time.perf_counter_ns()
         return self
 
@@ -229,6 +238,11 @@ class Inference:
                     end_attrs[names.PREDICTION_CONFIDENCE] = self._single_conf
             trace_id, span_id = spans.end_span(span, end_attrs, error_type, exc)
         self._metrics.record(self, duration, error_type, trace_id, span_id)
+        if self._energy is not None:
+            meter, token = self._energy
+            joules = meter.stop(token)
+            if joules is not None:
+                self._metrics.record_energy(joules, trace_id, span_id)
         ctx = self._ctx
         if not ctx.attached:
             ctx.retry_attach()

@@ -59,3 +59,14 @@ GENAI_TPOT = InstrumentSpec(names.GENAI_TPOT, "s",
                             "histogram", GENAI_TPOT_BUCKETS, GENAI_SCOPE)
 GENAI_TOKENS = InstrumentSpec(names.GENAI_TOKEN_USAGE, "{token}", "Number of input and output tokens used.",
                               "histogram", GENAI_TOKEN_BUCKETS, GENAI_SCOPE)
+
+# Energy per call in joules: 1 mJ (a small model on a mostly idle GPU) .. 10 kJ (a long generation).
+ENERGY_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 50.0, 100.0, 500.0, 1000.0, 10000.0)
+ENERGY_PER_TOKEN_BUCKETS = (0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0)
+INFERENCE_ENERGY = InstrumentSpec(names.INFERENCE_ENERGY, "J", "Accelerator energy attributed to one inference call.",
+                                  "histogram", ENERGY_BUCKETS, INFERENCE_SCOPE)
+GENERATION_ENERGY = InstrumentSpec(names.GENERATION_ENERGY, "J", "Accelerator energy attributed to one generation.",
+                                   "histogram", ENERGY_BUCKETS, GENAI_SCOPE)
+GENERATION_ENERGY_PER_TOKEN = InstrumentSpec(names.GENERATION_ENERGY_PER_TOKEN, "J",
+                                             "Accelerator energy of one generation divided by its output tokens.",
+                                             "histogram", ENERGY_PER_TOKEN_BUCKETS, GENAI_SCOPE)

@@ -69,6 +69,12 @@ GPU_UTILIZATION: Final = "hw.gpu.utilization"  # 1 (0..1)
 GPU_MEMORY_USAGE: Final = "hw.gpu.memory.usage"  # By
 GPU_MEMORY_LIMIT: Final = "hw.gpu.memory.limit"  # By
 
+# --- energy per call (an accelerator energy meter is set: otel_ml.gpu) --------------------
+INFERENCE_ENERGY: Final = "ml.inference.energy"  # J, histogram; ml_inference_energy_joules
+GENERATION_ENERGY: Final = "ml.generation.energy"  # J, histogram; ml_generation_energy_joules
+# J, histogram; ml_generation_energy_per_token_joules
+GENERATION_ENERGY_PER_TOKEN: Final = "ml.generation.energy.per_token"
+
 # --- self-telemetry ---------------------------------------------------------------------
 DROPPED: Final = "otel_ml.dropped"  # {item}, counter; otel_ml_dropped_total
 REASON: Final = "otel_ml.reason"

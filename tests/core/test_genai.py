@@ -107,3 +107,33 @@ def test_observe_generator_on_generation_monitor(cap: TelemetryCapture) -> None:
     assert list(generate("one two three four")) == ["one", "two", "three", "four"]
     out = cap.histogram("gen_ai.client.token.usage", **{"gen_ai.token.type": "output"})
     assert out.sum == 4
+
+
+def test_energy_meter_attributes_joules_per_call_and_per_token(cap: TelemetryCapture) -> None:
+    """With an energy meter installed, each inference and generation records its joules (per token too)."""
+    from otel_ml._internal import energy
+
+    class Meter:
+        def __init__(self) -> None:
+            self.readings = iter([10.0, 12.5, 100.0, 130.0])  # counter reads at start/stop of two calls
+
+        def start(self) -> object:
+            return next(self.readings)
+
+        def stop(self, token: object) -> float | None:
+            return next(self.readings) - float(token)  # type: ignore[arg-type]
+
+    monitor = cap.monitor("llm", version="1", task="generation")
+    classic = cap.monitor("clf", version="1")
+    assert not cap.points("ml.inference.energy")  # no meter: absent, not zero
+    energy.set_meter(Meter())
+    try:
+        with classic.inference() as inf:
+            inf.record(predictions="a")
+        with monitor.generation() as gen:
+            gen.token(10)
+    finally:
+        energy.set_meter(None)
+    assert cap.histogram("ml.inference.energy", **{"ml.model.name": "clf"}).sum == pytest.approx(2.5)
+    assert cap.histogram("ml.generation.energy", **{"ml.model.name": "llm"}).sum == pytest.approx(30.0)
+    assert cap.histogram("ml.generation.energy.per_token", **{"ml.model.name": "llm"}).sum == pytest.approx(3.0)
