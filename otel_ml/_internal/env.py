@@ -17,6 +17,34 @@ CAPTURE_CONTENT: Final = "OTEL_ML_CAPTURE_CONTENT"
 EXPORTER: Final = "OTEL_ML_EXPORTER"
 """Where ``configure()`` sends telemetry: ``otlp`` (default), ``console`` (stdout) or ``none``."""
 
+GPU: Final = "OTEL_ML_GPU"
+"""``true``: ``configure()`` turns on GPU metrics (``otel_ml.gpu``; default off; ``gpu=``)."""
+
+GPU_ENERGY: Final = "OTEL_ML_GPU_ENERGY"
+"""``false``: GPU monitoring leaves energy per inference off (default on; ``otel_ml.gpu.enable(energy=)``)."""
+
+# --- zero-code instrumentation (``opentelemetry-instrument`` with otel_ml's instrumentors) ----
+MODEL_NAME: Final = "OTEL_ML_MODEL_NAME"
+"""The model's name (``ml.model.name``) when the process serves one; several: use MODEL_MAP."""
+
+MODEL_VERSION: Final = "OTEL_ML_MODEL_VERSION"
+"""Its version; default: a content hash of the file it was loaded from (or of the object)."""
+
+MODEL_VARIANT: Final = "OTEL_ML_MODEL_VARIANT"
+"""Its deployment variant (``ml.model.variant``), e.g. ``canary``."""
+
+CLASS_NAMES: Final = "OTEL_ML_CLASS_NAMES"
+"""Class labels for the model's raw classes: ``0=ok,1=fraud`` (or a JSON object)."""
+
+MODEL_MAP: Final = "OTEL_ML_MODEL_MAP"
+"""A YAML/JSON file of rules naming models by load path, class or framework (see otel_ml.auto)."""
+
+REFERENCE_PROFILE: Final = "OTEL_ML_REFERENCE_PROFILE"
+"""A reference profile (``otel-ml profile``) for the process's model: drift without code changes."""
+
+SKLEARN_TRANSFORM: Final = "OTEL_ML_SKLEARN_TRANSFORM"
+"""Comma-separated scikit-learn classes whose outermost ``transform`` is a served call."""
+
 # --- the local stack (``otel-ml stack``) ----------------------------------------------------
 HOME: Final = "OTEL_ML_HOME"
 """The checkout whose configs the stack runs, when the command is not run inside one."""

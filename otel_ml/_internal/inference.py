@@ -67,8 +67,8 @@ class Feeds:
 class InferenceMetrics:
     """The hot-path series of one model, resolved once; updated under the source's one lock."""
 
-    __slots__ = ("_base", "_class_series", "_duration_err", "_duration_spec", "_registry", "_source",
-                 "batch", "classes", "confidence", "confidence_bounds", "duration_ok")
+    __slots__ = ("_base", "_by_method", "_class_series", "_duration_err", "_duration_spec", "_registry", "_source",
+                 "batch", "classes", "confidence", "confidence_bounds", "duration_ok", "value", "value_bounds")
 
     def __init__(self, ctx: ModelContext, duration_buckets: tuple[float, ...]) -> None:
         self._source = ctx.source
@@ -80,6 +80,9 @@ class InferenceMetrics:
             self.batch: HistogramSeries = self._source.series(instruments.BATCH_SIZE, self._base)
             self.confidence: HistogramSeries = self._source.series(instruments.CONFIDENCE, self._base)
         self.confidence_bounds = self.confidence.bounds
+        self.value: HistogramSeries | None = None  # created for the first regression output
+        self.value_bounds = instruments.PREDICTION_VALUE.bounds
+        self._by_method: dict[tuple[str, str | None], HistogramSeries] = {}
         self._duration_err: dict[str, HistogramSeries] = {}
         self._class_series: dict[str, Any] = {}
         self.classes = ctx.classes
@@ -87,7 +90,9 @@ class InferenceMetrics:
     def record(self, inf: Inference, duration: float, error_type: str | None, trace_id: int,
                span_id: int) -> None:
         with self._source.lock:
-            if error_type is None:
+            if inf._method is not None:
+                self._method_series(inf._method, error_type).record(duration, trace_id, span_id)
+            elif error_type is None:
                 self.duration_ok.record(duration, trace_id, span_id)
             else:
                 self._error_series(error_type).record(duration, trace_id, span_id)
@@ -98,12 +103,35 @@ class InferenceMetrics:
                 self.confidence.record_many(*conf)
             elif inf._single_conf is not None:
                 self.confidence.record(inf._single_conf)
+            values = inf._value_batch
+            if values is not None:
+                self._value_series().record_many(*values)
+            elif inf._pred_value is not None:
+                self._value_series().record(inf._pred_value)
             counts = inf._class_counts
             if counts is not None:
                 for label, n in counts.items():
                     self._class_counter(label).value += n
             elif inf._single_label is not None:
                 self._class_counter(inf._single_label).value += 1
+
+    def _value_series(self) -> HistogramSeries:
+        if self.value is None:
+            self.value = self._source.series(instruments.PREDICTION_VALUE, self._base)
+        return self.value
+
+    def _method_series(self, method: str, error_type: str | None) -> HistogramSeries:
+        key = (method, error_type)
+        series = self._by_method.get(key)
+        if series is None:
+            if len(self._by_method) >= 4 * _MAX_ERROR_TYPES:
+                self._registry.dropped("method_cardinality_cap", "metrics", detail=method)
+                return self.duration_ok if error_type is None else self._error_series(error_type)
+            attrs = {**self._base, names.MODEL_METHOD: method}
+            if error_type is not None:
+                attrs[names.ERROR_TYPE] = error_type
+            series = self._by_method[key] = self._source.series(self._duration_spec, attrs)
+        return series
 
     def record_energy(self, joules: float, trace_id: int, span_id: int) -> None:
         with self._source.lock:
@@ -145,6 +173,7 @@ class Inference:
         "_features",
         "_feeds",
         "_labels_raw",
+        "_method",
         "_metrics",
         "_model_token",
         "_pred_value",
@@ -158,11 +187,13 @@ class Inference:
         "_single_label",
         "_span",
         "_t0",
+        "_value_batch",
     )
 
     def __init__(self, ctx: ModelContext, metrics: InferenceMetrics, feeds: Feeds, batch_size: Any,
-                 features: Any, prediction_id: Any, prediction_ids: Any) -> None:
+                 features: Any, prediction_id: Any, prediction_ids: Any, method: str | None = None) -> None:
         self._ctx = ctx
+        self._method = method
         self._metrics = metrics
         self._feeds = feeds
         self._batch_size: int | None = batch_size if batch_size is None or (
@@ -182,6 +213,7 @@ class Inference:
         self._row_labels: list[str | None] | None = None
         self._pred_value: float | None = None  # regression output, one row
         self._pred_values: Any = None  # regression outputs, a batch
+        self._value_batch: tuple[list[int], float, float, float] | None = None
         self._score: float | None = None  # positive-class score, for ROC AUC
         self._scores: Any = None
         self._span: Any = None
@@ -228,6 +260,8 @@ class Inference:
         if span is not None:
             end_attrs: dict[str, Any] = {}
             if span.is_recording():
+                if self._method is not None:
+                    end_attrs[names.MODEL_METHOD] = self._method
                 if self._batch_size is not None:
                     end_attrs[names.INFERENCE_BATCH_SIZE] = self._batch_size
                 if self._prediction_id is not None:
@@ -414,7 +448,17 @@ class Inference:
         if arr is None or arr.ndim != 1:
             self._ctx.selftelemetry.dropped("invalid_predictions", "metrics", detail=type(predictions).__name__)
             return
+        import numpy as np
+
+        finite = arr[np.isfinite(arr)]
+        if finite.size != arr.size:
+            self._ctx.selftelemetry.dropped("invalid_predictions", "metrics", n=int(arr.size - finite.size))
         self._pred_values = arr
+        if finite.size:
+            bounds = self._metrics.value_bounds
+            idx = np.searchsorted(np.asarray(bounds), finite, side="left")
+            counts = np.bincount(idx, minlength=len(bounds) + 1).tolist()
+            self._value_batch = (counts, float(finite.sum()), float(finite.min()), float(finite.max()))
         if self._batch_size is None:
             self._batch_size = int(arr.size)
 

@@ -24,6 +24,10 @@ CONFIDENCE_BUCKETS = (
     0.925, 0.95, 0.975, 0.99, 1.0,
 )
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096)
+# Regression outputs have no natural scale: 1-2-5 steps per decade from 1e-3 to 1e6, both signs,
+# so a shift of an order of magnitude (units, a broken feature) shows wherever the values live.
+_POSITIVE = (*(round(m * 10.0 ** e, 10) for e in range(-3, 6) for m in (1, 2, 5)), 1e6)
+VALUE_BUCKETS = tuple(sorted({-v for v in _POSITIVE} | {0.0} | set(_POSITIVE)))
 
 # Advisory bucket boundaries from the GenAI semantic conventions.
 GENAI_DURATION_BUCKETS = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92)
@@ -46,6 +50,8 @@ BATCH_SIZE = InstrumentSpec(names.INFERENCE_BATCH_SIZE, "{row}", "Rows scored pe
 CONFIDENCE = InstrumentSpec(names.PREDICTION_CONFIDENCE, "1",
                             "Confidence (top-class probability or score) of each prediction.",
                             "histogram", CONFIDENCE_BUCKETS, INFERENCE_SCOPE)
+PREDICTION_VALUE = InstrumentSpec(names.PREDICTION_VALUE, "1", "Regression model outputs.", "histogram",
+                                  VALUE_BUCKETS, INFERENCE_SCOPE)
 PREDICTIONS = InstrumentSpec(names.PREDICTIONS, "{prediction}", "Predictions made, by predicted class.",
                              "counter", (), INFERENCE_SCOPE)
 

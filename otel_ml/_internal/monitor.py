@@ -201,6 +201,7 @@ class ModelMonitor:
         features: Any = None,
         prediction_id: str | int | None = None,
         prediction_ids: Iterable[str | int] | None = None,
+        method: str | None = None,
     ) -> Inference:
         """Context manager around one inference call (a single row or a batch).
 
@@ -209,9 +210,11 @@ class ModelMonitor:
         ``prediction_ids`` (one per row, aligned with the batch) let ``record_outcomes`` join
         delayed labels to every row. Inside the block call ``inf.record(predictions=...,
         confidence=..., score=...)``. An exception inside the block is recorded (``error.type``,
-        span status) and re-raised unchanged.
+        span status) and re-raised unchanged. ``method`` (``ml.model.method``, e.g. ``predict_proba``)
+        names the model method served, on the span and the latency histogram.
         """
-        return Inference(self._ctx, self._metrics, self._feeds, batch_size, features, prediction_id, prediction_ids)
+        return Inference(self._ctx, self._metrics, self._feeds, batch_size, features, prediction_id, prediction_ids,
+                         method)
 
     @overload
     def observe(self, func: F, *, outputs: Outputs = None) -> F: ...

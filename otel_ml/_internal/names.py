@@ -18,6 +18,7 @@ MODEL_VERSION: Final = "ml.model.version"
 # A/B tests and canaries: which variant of the deployment served the request.
 MODEL_VARIANT: Final = "ml.model.variant"
 MODEL_TASK: Final = "ml.model.task"  # classification | regression | generation | ...
+MODEL_METHOD: Final = "ml.model.method"  # the method served: predict | predict_proba | ... (zero-code)
 ERROR_TYPE: Final = "error.type"
 
 # --- classic inference ----------------------------------------------------------------
@@ -27,6 +28,8 @@ INFERENCE_BATCH_SIZE: Final = "ml.inference.batch.size"  # {row}; ml_inference_b
 PREDICTION_CONFIDENCE: Final = "ml.prediction.confidence"
 PREDICTIONS: Final = "ml.predictions"  # {prediction}; ml_predictions_total
 PREDICTION_CLASS: Final = "ml.prediction.class"
+# 1; ml_prediction_value: regression outputs (symmetric log-spaced buckets, any scale)
+PREDICTION_VALUE: Final = "ml.prediction.value"
 
 # --- GenAI (semantic conventions) -------------------------------------------------------
 GENAI_REQUEST_DURATION: Final = "gen_ai.server.request.duration"  # s
@@ -64,10 +67,27 @@ QUALITY_SCORE: Final = "ml.quality.score"  # 1, gauge, attr QUALITY_METRIC
 QUALITY_METRIC: Final = "ml.quality.metric"  # accuracy | precision | recall | f1 | roc_auc | mae | ...
 REGRESSION_ERROR: Final = "ml.outcome.error"  # histogram of |predicted - actual|, unit of the target
 
-# --- GPU (hw.gpu semantic conventions) ---------------------------------------------------
-GPU_UTILIZATION: Final = "hw.gpu.utilization"  # 1 (0..1)
-GPU_MEMORY_USAGE: Final = "hw.gpu.memory.usage"  # By
-GPU_MEMORY_LIMIT: Final = "hw.gpu.memory.limit"  # By
+# --- GPU (hardware semantic conventions; otel_ml.gpu) ------------------------------------
+GPU_UTILIZATION: Final = "hw.gpu.utilization"  # 1, gauge, attr GPU_TASK; hw_gpu_utilization_ratio
+GPU_MEMORY_USAGE: Final = "hw.gpu.memory.usage"  # By, updowncounter; hw_gpu_memory_usage_bytes
+GPU_MEMORY_LIMIT: Final = "hw.gpu.memory.limit"  # By, updowncounter; hw_gpu_memory_limit_bytes
+# 1, gauge: usage / limit (the semconv's "fraction of GPU memory used"); hw_gpu_memory_utilization_ratio
+GPU_MEMORY_UTILIZATION: Final = "hw.gpu.memory.utilization"
+HW_POWER: Final = "hw.power"  # W, gauge; hw_power_watts
+HW_ENERGY: Final = "hw.energy"  # J, counter; hw_energy_joules_total
+HW_TEMPERATURE: Final = "hw.temperature"  # Cel, gauge; hw_temperature_celsius
+HW_ERRORS: Final = "hw.errors"  # {error}, counter, attr ERROR_TYPE (corrected | uncorrected); hw_errors_total
+HW_STATUS: Final = "hw.status"  # 1, updowncounter, attr HW_STATE (1 for the current state); hw_status
+# By, updowncounter: this process's memory on a device (no semconv yet); process_gpu_memory_usage_bytes
+PROCESS_GPU_MEMORY_USAGE: Final = "process.gpu.memory.usage"
+HW_ID: Final = "hw.id"  # UUID (else PCI bus id) of the device
+HW_NAME: Final = "hw.name"  # gpu0, gpu1, ... (NVML index)
+HW_TYPE: Final = "hw.type"  # gpu
+HW_VENDOR: Final = "hw.vendor"  # NVIDIA
+HW_MODEL: Final = "hw.model"  # e.g. NVIDIA H100 80GB HBM3
+HW_DRIVER_VERSION: Final = "hw.driver_version"
+HW_STATE: Final = "hw.state"  # ok | degraded | failed
+GPU_TASK: Final = "hw.gpu.task"  # general | encoder | decoder | memory_controller
 
 # --- energy per call (an accelerator energy meter is set: otel_ml.gpu) --------------------
 INFERENCE_ENERGY: Final = "ml.inference.energy"  # J, histogram; ml_inference_energy_joules

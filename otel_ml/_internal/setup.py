@@ -5,6 +5,7 @@ The standard ``OTEL_*`` variables apply as they do for the OpenTelemetry SDK its
 ``OTEL_SERVICE_NAME``, ``OTEL_RESOURCE_ATTRIBUTES``, ``OTEL_TRACES_SAMPLER`` / ``_ARG``,
 ``OTEL_METRIC_EXPORT_INTERVAL``. Arguments given to :func:`configure` win over the environment.
 ``OTEL_ML_EXPORTER`` = ``otlp`` (default), ``console`` (print to stdout) or ``none``.
+``OTEL_ML_GPU=true`` (or ``gpu=True``) adds GPU metrics and energy per inference (``otel_ml.gpu``).
 
 When a provider of a signal is already installed (``opentelemetry-instrument``, the user's own
 setup) it is reused, never replaced: otel_ml then only adds what it needs on top (its metric
@@ -35,7 +36,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
 from opentelemetry.sdk.trace.sampling import Sampler
 
-from otel_ml._internal import env, wiring
+from otel_ml._internal import env, selftelemetry, wiring
 from otel_ml._internal.logs import add_model_attributes, is_otel_handler, make_handler
 from otel_ml._internal.producer import producer_for
 
@@ -85,10 +86,12 @@ def configure(
     console: bool = False,
     logging_handler: bool = True,
     log_level: int = logging.INFO,
+    system_metrics: bool = True,
     metric_readers: Sequence[MetricReader] = (),
     span_exporters: Sequence[SpanExporter] = (),
     log_exporters: Sequence[LogRecordExporter] = (),
     set_global: bool = True,
+    gpu: bool | None = None,
 ) -> Telemetry:
     """Set up OpenTelemetry for a model service; safe to call more than once.
 
@@ -104,9 +107,15 @@ def configure(
         export_interval_ms: metric export interval (default ``OTEL_METRIC_EXPORT_INTERVAL`` or 60 s).
         console: export to stdout instead of OTLP (for trying things out).
         logging_handler: bridge Python ``logging`` (root logger, ``log_level`` and above) to OTel logs.
+        system_metrics: process CPU, memory, threads, file descriptors, context switches, GC and the
+            host's CPU and memory utilisation, through OpenTelemetry's system-metrics instrumentation
+            (skipped when ``opentelemetry-instrument`` already runs it).
         metric_readers, span_exporters, log_exporters: added beside (or, with ``console``,
             instead of) the OTLP ones; used by :mod:`otel_ml.testing`.
         set_global: install the providers as the global ones (default True).
+        gpu: export GPU metrics and energy per inference on the meter provider (``otel_ml.gpu``;
+            default from ``OTEL_ML_GPU``, off). Without a GPU or NVML this logs one line and
+            exports nothing.
 
     Raises:
         ValueError: for an unknown ``protocol`` or a non-positive ``export_interval_ms``.
@@ -180,9 +189,47 @@ def configure(
         handler: logging.Handler | None = None
         if logging_handler:
             handler = _install_handler(logger_provider, log_level)
+        if system_metrics:
+            _system_metrics(meter_provider)
     if set_global:
         wiring.attach_pending()
+    if gpu if gpu is not None else env.flag(env.GPU):
+        # Imported here: most services have no GPU and should not pay for the import.
+        from otel_ml._internal.gpu import control as gpu_control
+
+        gpu_control.start(meter_provider)
     return Telemetry(tracer_provider, meter_provider, logger_provider, created, handler)
+
+
+# The process's own health beside its models', and the host's CPU and memory: what a model service's
+# dashboards and capacity alerts need, without the per-disk and per-interface series.
+SYSTEM_METRICS: dict[str, list[str] | None] = {
+    "process.cpu.time": ["user", "system"],
+    "process.cpu.utilization": ["user", "system"],
+    "process.memory.usage": None,
+    "process.memory.virtual": None,
+    "process.thread.count": None,
+    "process.open_file_descriptor.count": None,
+    "process.context_switches": ["involuntary", "voluntary"],
+    "cpython.gc.collections": None,
+    "cpython.gc.collected_objects": None,
+    "system.cpu.utilization": ["idle", "user", "system", "irq"],
+    "system.memory.utilization": ["used", "free", "cached"],
+}
+
+
+def _system_metrics(meter_provider: metrics.MeterProvider) -> None:
+    try:
+        from opentelemetry.instrumentation.system_metrics import SystemMetricsInstrumentor
+    except ImportError:
+        return
+    instrumentor = SystemMetricsInstrumentor(config=SYSTEM_METRICS)
+    if instrumentor.is_instrumented_by_opentelemetry:  # opentelemetry-instrument ran it already
+        return
+    try:
+        instrumentor.instrument(meter_provider=meter_provider)
+    except Exception as exc:  # never fail configure() over process metrics
+        selftelemetry.log_once("system_metrics", "otel_ml: process metrics unavailable: %s", exc)
 
 
 def _install_handler(logger_provider: Any, level: int) -> logging.Handler:

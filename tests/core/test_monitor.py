@@ -289,3 +289,22 @@ def test_regression_outcomes(cap: TelemetryCapture) -> None:
     report = monitor.quality()
     assert report.mae == pytest.approx(np.mean(np.abs(np.subtract(preds, actuals))))
     assert report.rmse == pytest.approx(np.sqrt(np.mean(np.subtract(preds, actuals) ** 2)))
+
+
+def test_regression_outputs_histogram_and_method(cap: TelemetryCapture) -> None:
+    """Regression outputs land in ml.prediction.value buckets; method= labels the latency and the span."""
+    monitor = cap.monitor("eta", version="1", task="regression")
+    with monitor.inference(method="predict") as inf:
+        inf.record(predictions=np.array([0.3, 42.0, -7.0, np.nan]))
+    with monitor.inference() as inf:
+        inf.record(predictions=1500.0)
+    point = cap.histogram("ml.prediction.value", **{"ml.model.name": "eta"})
+    assert point.count == 4 and point.sum == pytest.approx(0.3 + 42.0 - 7.0 + 1500.0)
+    bounds = list(point.explicit_bounds)
+    counts = dict(enumerate(point.bucket_counts))
+    assert counts[bounds.index(0.5)] == 1 and counts[bounds.index(50.0)] == 1  # (0.2, 0.5], (20, 50]
+    assert counts[bounds.index(-5.0)] == 1 and counts[bounds.index(2000.0)] == 1  # (-10, -5], (1000, 2000]
+    assert cap.dropped("invalid_predictions") == 1  # the NaN
+    assert cap.histogram("ml.inference.duration", **{"ml.model.method": "predict"}).count == 1
+    methods = [s.attributes["ml.model.method"] for s in cap.spans() if "ml.model.method" in (s.attributes or {})]
+    assert methods == ["predict"]

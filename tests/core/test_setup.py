@@ -123,3 +123,19 @@ def test_dead_collector_does_not_raise() -> None:
         print(json.dumps({"ok": True}))
     """, OTEL_EXPORTER_OTLP_TIMEOUT="1", OTEL_BSP_EXPORT_TIMEOUT="1000", OTEL_BLRP_EXPORT_TIMEOUT="1000")
     assert got["ok"] is True
+
+
+def test_configure_exports_process_metrics() -> None:
+    """configure() adds the process's CPU, memory, threads and GC metrics through the contrib instrumentation."""
+    got = _run("""
+        import json, otel_ml
+        from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+        reader = InMemoryMetricReader()
+        otel_ml.configure(service_name="x", metric_readers=[reader])
+        names = sorted({m.name for rm in reader.get_metrics_data().resource_metrics for sm in rm.scope_metrics
+                        for m in sm.metrics})
+        print(json.dumps({"names": names}))
+    """, OTEL_ML_EXPORTER="none")
+    names = set(got["names"])  # type: ignore[arg-type]
+    assert {"process.cpu.time", "process.memory.usage", "process.thread.count", "cpython.gc.collections"} <= names
+    assert not [n for n in names if n.startswith(("system.network", "system.disk"))]

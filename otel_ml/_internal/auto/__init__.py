@@ -1,0 +1,1 @@
+"""Zero-code instrumentation: model identity, load paths, one monitor per model, call nesting."""

@@ -1,0 +1,12 @@
+"""otel_ml's zero-code instrumentors, one per framework (entry point group ``opentelemetry_instrumentor``).
+
+======================  ===================================================  =================
+entry point             instrumentor                                          extra
+======================  ===================================================  =================
+``otel_ml_sklearn``     :class:`otel_ml.instrumentation.sklearn.SklearnInstrumentor`  ``sklearn``
+======================  ===================================================  =================
+
+``opentelemetry-instrument`` (from ``opentelemetry-distro``, the ``auto`` extra) loads them all;
+``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS`` takes the entry point names. Model identity, prediction
+ids and the mapping file: :mod:`otel_ml.auto`.
+"""
