@@ -47,7 +47,7 @@ from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type:
 from otel_ml._internal import env, selftelemetry
 from otel_ml._internal.auto import calls, origins
 from otel_ml._internal.auto.identity import pickle_hash
-from otel_ml._internal.auto.registry import MODELS, mapped
+from otel_ml._internal.auto.registry import MODELS, export_self_telemetry, mapped
 
 _instruments = ("scikit-learn >= 1.3",)
 
@@ -295,6 +295,7 @@ class SklearnInstrumentor(BaseInstrumentor):  # type: ignore[misc]
 
         MODELS.tracer_provider = kwargs.get("tracer_provider")
         MODELS.meter_provider = kwargs.get("meter_provider")
+        export_self_telemetry(MODELS.meter_provider)
         with self._lock:
             self._patched: list[tuple[type, str, Any]] = []
             extra = {c.strip() for c in os.environ.get(env.SKLEARN_TRANSFORM, "").split(",") if c.strip()}
@@ -356,4 +357,4 @@ class SklearnInstrumentor(BaseInstrumentor):  # type: ignore[misc]
                 BaseEstimator.__init_subclass__ = self._init_subclass
         origins.uninstall()
         _MODELS.clear()  # their monitors are closed by the reset below
-        MODELS.reset()
+        MODELS.reset(FRAMEWORK)

@@ -28,20 +28,28 @@ class Models:
         self._by_object: weakref.WeakKeyDictionary[Any, tuple[ModelMonitor, Identity] | None] = (
             weakref.WeakKeyDictionary())
         self._by_identity: dict[tuple[str, str, str | None], ModelMonitor] = {}
+        self._framework: dict[tuple[str, str, str | None], str] = {}
         self._resolver: Resolver | None = None
         # Providers given to an instrumentor's instrument(); None: the global ones.
         self.tracer_provider: Any = None
         self.meter_provider: Any = None
 
-    def reset(self) -> None:
-        """Forget every model (uninstrument, tests)."""
+    def reset(self, framework: str | None = None) -> None:
+        """Forget the models of ``framework`` (an instrumentor's uninstrument), or all (tests).
+        Their monitors are closed; the other frameworks' instrumentors keep theirs."""
         with self._lock:
-            for monitor in self._by_identity.values():
-                monitor.close()
-            self._by_object = weakref.WeakKeyDictionary()
-            self._by_identity.clear()
-            self._resolver = None
-            self.tracer_provider = self.meter_provider = None
+            keys = [k for k, f in self._framework.items() if framework is None or f == framework]
+            for key in keys:
+                self._by_identity.pop(key).close()
+                del self._framework[key]
+            if framework is None or not self._by_identity:
+                self._by_object = weakref.WeakKeyDictionary()
+                self._resolver = None
+                self.tracer_provider = self.meter_provider = None
+            else:
+                for obj, entry in list(self._by_object.items()):
+                    if entry is not None and entry[0].closed:
+                        del self._by_object[obj]
 
     def lookup(self, obj: object) -> tuple[ModelMonitor, Identity] | None:
         try:
@@ -71,6 +79,7 @@ class Models:
                     return None
                 monitor = self._by_identity[identity.key] = _make(identity, task, raw_classes,
                                                                   self.tracer_provider, self.meter_provider)
+                self._framework[identity.key] = framework
             entry = (monitor, identity)
             try:
                 self._by_object[obj] = entry
@@ -116,3 +125,19 @@ def mapped(mapping: Mapping[str, str], raw: Any) -> str | None:
 
 
 MODELS = Models()
+
+
+def export_self_telemetry(meter_provider: Any) -> None:
+    """Export ``otel_ml.dropped`` on ``meter_provider`` (the global one when None) from the start,
+    so what an instrumentor cannot record is counted even before its first model call."""
+    try:
+        from opentelemetry import metrics
+        from opentelemetry.sdk.metrics import MeterProvider as SdkMeterProvider
+
+        from otel_ml._internal.producer import producer_for
+
+        provider = meter_provider if meter_provider is not None else metrics.get_meter_provider()
+        if isinstance(provider, SdkMeterProvider):
+            producer_for(provider)
+    except Exception as exc:  # never fail instrument() over it
+        selftelemetry.dropped(selftelemetry.INTERNAL_ERROR, "metrics", detail=exc)
