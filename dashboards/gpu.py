@@ -56,7 +56,7 @@ def per_device(expr: str, extra: tuple[str, ...] = ()) -> str:
 
 def _memory_utilisation() -> bargauge.Panel:
     return (bargauge.Panel().title("Memory utilisation by device")
-            .description("hw.gpu.memory.utilization: share of time the memory was read or written.")
+            .description("hw.gpu.memory.utilization: the fraction of memory in use (usage / limit).")
             .datasource(PROMETHEUS).span(12).height(8)
             .targets(refs([prom(per_device(selector("hw_gpu_memory_utilization_ratio", *DEVICE)), DEVICE_LEGEND)]))
             .unit("percentunit").min(0).max(1).thresholds(PERCENT)
