@@ -6,6 +6,8 @@ Subcommands::
     otel-ml bench overhead [--json]  per-inference CPU overhead against naive OTel instrumentation
     otel-ml bench drift [--json]     drift throughput, latency, memory, label retention, vs Evidently
     otel-ml bench outcomes [--json]  memory per prediction waiting for its label, join throughput
+    otel-ml bench gpu [--json]       cost of the NVML energy meter per call (NVML faked)
+    otel-ml test-alert               send a synthetic alert through Alertmanager; which receivers got it
     otel-ml profile DATA -o OUT      build a reference profile (JSON) from CSV or Parquet training data
 
 Each subcommand lives beside the code it drives and registers itself here through a
@@ -23,10 +25,12 @@ from otel_ml._internal.errors import CLIError
 
 def build_parser() -> argparse.ArgumentParser:
     from otel_ml._internal.bench import drift as bench_drift
+    from otel_ml._internal.bench import gpu as bench_gpu
     from otel_ml._internal.bench import outcomes as bench_outcomes
     from otel_ml._internal.bench import overhead as bench_overhead
     from otel_ml._internal.drift import cli as profile_cli
     from otel_ml._internal.stack import cli as stack_cli
+    from otel_ml._internal.stack import test_alert
 
     parser = argparse.ArgumentParser(prog="otel-ml", description=__doc__.splitlines()[0] if __doc__ else None)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -36,7 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench_overhead.register(bench_sub)
     bench_drift.register(bench_sub)
     bench_outcomes.register(bench_sub)
+    bench_gpu.register(bench_sub)
     profile_cli.register(sub)
+    test_alert.register(sub)
     return parser
 
 

@@ -466,6 +466,27 @@ def test_messages_say_model_version_value_runbook_and_dashboard(delivered: list[
 
 
 @pytest.mark.e2e
+def test_the_test_alert_drill_reports_what_the_channels_received(
+        rig: Rig, delivered: list[Message], capsys: pytest.CaptureFixture[str]) -> None:
+    """`otel-ml test-alert` against this Alertmanager: the receivers it names and the integrations it
+    calls delivered are the ones the stand-ins really received the drill on."""
+    from otel_ml.cli import main
+
+    code = main(["test-alert", "--alertmanager", rig.url, "--severity", "critical", "--team", "data",
+                 "--wait", str(ARRIVE_S), "--json"])
+    report = json.loads(capsys.readouterr().out)
+    assert code == 0, report["integrations"]
+    assert report["receivers"] == ["data-page"]
+    assert sorted((i["integration"], i["status"]) for i in report["integrations"]) == [
+        ("telegram", "delivered"), ("webhook", "delivered")]
+    telegram = rig.wait_for("the drill on telegram",
+                            lambda m: m.channel == "telegram" and "OtelMlTestAlert" in m.alertnames)
+    assert {m.destination for m in telegram} == {_chat("data-page")}
+    rig.wait_for("the drill on the incident webhook", lambda m: m.channel == "webhook"
+                 and report["labels"]["test_id"] in m.text)
+
+
+@pytest.mark.e2e
 def test_collector_down_mutes_every_service_alert(rig: Rig, delivered: list[Message]) -> None:
     """With OtelMlCollectorDown firing, a new service alert is not sent; the collector page is."""
     down = {"labels": {"alertname": "OtelMlCollectorDown", "severity": "critical", "team": "ml-platform",
@@ -480,3 +501,17 @@ def test_collector_down_mutes_every_service_alert(rig: Rig, delivered: list[Mess
     assert [m for m in after if "OtelMlTelemetryDropped" in m.alertnames] == []
     assert ("webhook", urlparse(rig.secrets["incident_webhook_url"]).path) in {
         (m.channel, m.destination) for m in after if "OtelMlCollectorDown" in m.alertnames}
+
+
+@pytest.mark.e2e
+def test_the_drill_says_when_an_inhibition_holds_it_back(rig: Rig, capsys: pytest.CaptureFixture[str]) -> None:
+    """While OtelMlCollectorDown fires (posted by the test before), every service's alerts are muted:
+    the drill reports "suppressed" with the inhibiting alert instead of waiting for nothing."""
+    from otel_ml.cli import main
+
+    code = main(["test-alert", "--alertmanager", rig.url, "--severity", "warning", "--wait", str(ARRIVE_S),
+                 "--json"])
+    report = json.loads(capsys.readouterr().out)
+    assert code == 1
+    assert report["suppressed"].startswith("inhibited by alert(s) "), report["integrations"]
+    assert [(i["integration"], i["status"]) for i in report["integrations"]] == [("slack", "suppressed")]
