@@ -8,6 +8,7 @@ Subcommands::
     otel-ml bench outcomes [--json]  memory per prediction waiting for its label, join throughput
     otel-ml bench gpu [--json]       cost of the NVML energy meter per call (NVML faked)
     otel-ml test-alert               send a synthetic alert through Alertmanager; which receivers got it
+    otel-ml explain ID               one prediction's span tree, logs, model, drift and quality then
     otel-ml profile DATA -o OUT      build a reference profile (JSON) from CSV or Parquet training data
 
 Each subcommand lives beside the code it drives and registers itself here through a
@@ -24,6 +25,7 @@ from otel_ml._internal.errors import CLIError
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from otel_ml._internal import explain
     from otel_ml._internal.bench import drift as bench_drift
     from otel_ml._internal.bench import gpu as bench_gpu
     from otel_ml._internal.bench import outcomes as bench_outcomes
@@ -43,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench_gpu.register(bench_sub)
     profile_cli.register(sub)
     test_alert.register(sub)
+    explain.register(sub)
     return parser
 
 

@@ -246,6 +246,7 @@ def estimate_outcome(req: EstimateOutcomeRequest) -> dict[str, str]:
 def outcome(req: OutcomeRequest) -> dict[str, str]:
     mon = canary if canary is not None and _served_by.pop(req.id, False) else monitor
     mon.record_outcome(req.id, req.actual)
+    log.info("outcome %s for %s", req.actual, req.id)  # `otel-ml explain ID` finds it by the id
     return {"status": "recorded"}
 
 

@@ -208,3 +208,39 @@ def test_genai_metrics_reach_prometheus(backends: Backends, run: Run) -> None:
     tokens = backends.wait_prom(
         f'sum(gen_ai_client_token_usage_sum{{{sel},gen_ai_token_type="output"}})')
     assert _value(tokens) == N_GENERATE * 8
+
+
+def test_explain_follows_a_prediction_across_jaeger_loki_and_prometheus(
+        backends: Backends, run: Run, capsys: pytest.CaptureFixture[str]) -> None:
+    """`otel-ml explain <prediction id>`: the span tree with the inference under the HTTP span, the
+    prediction's and its outcome's log lines, the model version; a trace id works as well."""
+    from otel_ml.cli import main
+
+    pid = f"{run.version}-0"
+    args = ["--jaeger", backends.urls.jaeger, "--loki", backends.urls.loki, "--prometheus", backends.urls.prometheus,
+            "--lookback", "1h", "--json"]
+
+    def explained() -> dict[str, Any] | None:
+        if main(["explain", pid, *args]) != 0:
+            capsys.readouterr()
+            return None
+        got: dict[str, Any] = json.loads(capsys.readouterr().out)
+        return got if len(got["logs"]) >= 2 else None  # the outcome's line arrives later
+
+    report = poll(explained, f"explain {pid}", timeout=90)
+    assert report["inference"]["ml.prediction.id"] == pid
+    assert report["inference"]["ml.model.version"] == run.version
+    lines = [entry["line"] for entry in report["logs"]]
+    assert any(line.startswith("predicted ") and line.endswith(pid) for line in lines), lines
+    assert any(line.startswith("outcome ") and line.endswith(pid) for line in lines), lines
+    assert main(["explain", report["trace_id"], *args]) == 0
+    assert json.loads(capsys.readouterr().out)["trace_id"] == report["trace_id"]
+    text_args = [a for a in args if a != "--json"]
+    assert main(["explain", pid, *text_args]) == 0
+    text = capsys.readouterr().out
+    assert "inference " in text and f"version {run.version}" in text
+    assert "└─" in text and f"ml.prediction.id={pid}" in text
+    assert main(["explain", "no-such-prediction", *args]) == 1
+    capsys.readouterr()
+    assert main(["explain", pid, "--jaeger", "http://127.0.0.1:9", "--lookback", "1h"]) == 2
+    assert "cannot reach http://127.0.0.1:9" in capsys.readouterr().err
