@@ -72,6 +72,10 @@ SKIP_STACK_BUILD: Final = "OTEL_ML_SKIP_STACK_BUILD"
 REQUIRE_STACK: Final = "OTEL_ML_REQUIRE_STACK"
 """``1``: stack-dependent tests fail instead of skipping when a backend is missing (CI sets it)."""
 
+REQUIRE_HEAVY: Final = "OTEL_ML_REQUIRE_HEAVY"
+"""``1``: the torch / transformers tests (tests/heavy) fail instead of skipping when either cannot be
+imported (``scripts/test_heavy`` sets it)."""
+
 TEST_ENDPOINT_PREFIX: Final = "OTEL_ML_TEST_"
 """``OTEL_ML_TEST_{OTLP_GRPC,OTLP_HTTP,PROMETHEUS,ALERTMANAGER,JAEGER,LOKI}``: backend URLs for tests."""
 

@@ -19,6 +19,7 @@ MODEL_VERSION: Final = "ml.model.version"
 MODEL_VARIANT: Final = "ml.model.variant"
 MODEL_TASK: Final = "ml.model.task"  # classification | regression | generation | ...
 MODEL_METHOD: Final = "ml.model.method"  # the method served: predict | predict_proba | ... (zero-code)
+TORCH_GRAD_MODE: Final = "ml.torch.grad_mode"  # span: grad | no_grad | inference_mode (zero-code torch)
 ERROR_TYPE: Final = "error.type"
 
 # --- classic inference ----------------------------------------------------------------

@@ -11,13 +11,13 @@ from __future__ import annotations
 import threading
 import weakref
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 from otel_ml._internal import selftelemetry
 from otel_ml._internal.auto.identity import Identity, Resolver
 from otel_ml._internal.auto.origins import path_of
 from otel_ml._internal.labels import label_of
-from otel_ml._internal.monitor import ModelMonitor, Task
+from otel_ml._internal.monitor import TASKS, ModelMonitor, Task
 
 MAX_MODELS = 64
 
@@ -45,7 +45,9 @@ class Models:
             if framework is None or not self._by_identity:
                 self._by_object = weakref.WeakKeyDictionary()
                 self._resolver = None
-                self.tracer_provider = self.meter_provider = None
+                # The providers stay while other instrumentors are on (their next model needs them).
+                if framework is None:
+                    self.tracer_provider = self.meter_provider = None
             else:
                 for obj, entry in list(self._by_object.items()):
                     if entry is not None and entry[0].closed:
@@ -110,7 +112,7 @@ def _make(identity: Identity, task: str, raw_classes: Sequence[Any] | None, trac
         except Exception as exc:  # a bad profile must not stop the model from serving
             selftelemetry.DEFAULT.log_once(f"auto_reference:{identity.reference}",
                                            "otel_ml: cannot load reference profile %s: %s", identity.reference, exc)
-    kind: Task = "classification" if task == "classification" else "regression" if task == "regression" else "other"
+    kind: Task = cast(Task, task) if task in TASKS else "other"
     return ModelMonitor(identity.name, version=identity.version, variant=identity.variant, task=kind,
                         classes=classes or None, positive_class=positive, reference=reference,
                         tracer_provider=tracer_provider, meter_provider=meter_provider)
