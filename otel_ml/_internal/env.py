@@ -55,15 +55,30 @@ ALERTMANAGER_SECRETS_DIR: Final = "OTEL_ML_ALERTMANAGER_SECRETS_DIR"
 RULES_TIME_SCALE: Final = "OTEL_ML_RULES_TIME_SCALE"
 """E.g. ``0.0333``: the local stack's Prometheus loads the rules with every duration scaled (demos)."""
 
-# Read by collector/config.yaml (``${env:...}``); listed here so every variable has one home.
+# --- the collector (read by collector/config.yaml as ``${env:...}``) ---------------------------
 COLLECTOR_HOST: Final = "OTEL_ML_COLLECTOR_HOST"
+"""Address the collector's receivers and endpoints bind to (default ``127.0.0.1``; ``0.0.0.0`` in a container)."""
+
 JAEGER_OTLP_ENDPOINT: Final = "OTEL_ML_JAEGER_OTLP_ENDPOINT"
+"""Jaeger's OTLP gRPC endpoint for traces (default ``127.0.0.1:14317``)."""
+
 LOKI_OTLP_ENDPOINT: Final = "OTEL_ML_LOKI_OTLP_ENDPOINT"
+"""Loki's OTLP endpoint for logs (default ``http://127.0.0.1:3100/otlp``)."""
+
 ENVIRONMENT: Final = "OTEL_ML_ENVIRONMENT"
+"""``deployment.environment.name`` the collector sets where a service did not (default ``local``)."""
+
 TRACE_SAMPLE_PERCENT: Final = "OTEL_ML_TRACE_SAMPLE_PERCENT"
+"""Tail sampling: share of ordinary traces kept, in percent (default ``10``; errors and slow ones always)."""
+
 SLOW_TRACE_MS: Final = "OTEL_ML_SLOW_TRACE_MS"
+"""Tail sampling: traces longer than this are always kept (default ``1000``)."""
+
 TAIL_DECISION_WAIT: Final = "OTEL_ML_TAIL_DECISION_WAIT"
+"""Tail sampling: how long the collector waits for a trace's spans before deciding (default ``10s``)."""
+
 MEMORY_LIMIT_MIB: Final = "OTEL_ML_MEMORY_LIMIT_MIB"
+"""The collector's memory_limiter limit in MiB (default ``512``)."""
 
 # --- install and tests (scripts/, tests/) ---------------------------------------------------
 SKIP_STACK_BUILD: Final = "OTEL_ML_SKIP_STACK_BUILD"

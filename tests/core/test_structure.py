@@ -141,3 +141,16 @@ def test_otel_ml_variables_are_named_in_the_constants_module() -> None:
     prefixes = {d for d in defined if d.endswith("_")} | {"OTEL_ML_TEST_"}
     unknown = sorted(u for u in used if u not in defined and not any((u + "_").startswith(p) for p in prefixes))
     assert unknown == []
+
+
+def test_readme_env_table_is_generated_from_env_py() -> None:
+    """README's OTEL_ML_* table is what otel_ml._internal.env_doc renders from env.py (run it to refresh),
+    and lists every variable env.py defines."""
+    from otel_ml._internal import env_doc
+
+    readme = env_doc.README.read_text()
+    assert env_doc.render_readme(readme) == readme, "stale: python -m otel_ml._internal.env_doc"
+    defined = set(re.findall(r'"(OTEL_ML_[A-Z_]+)"', env_doc.ENV_PY.read_text()))
+    listed = {name.rstrip("*") for _, name, _ in env_doc.rows(env_doc.ENV_PY.read_text())}
+    assert defined == listed
+    assert all(doc for _, _, doc in env_doc.rows(env_doc.ENV_PY.read_text())), "every variable needs a docstring"
