@@ -2,6 +2,7 @@
 
 Subcommands::
 
+    otel-ml demo                     the main job: stack, example service and load, with a live view
     otel-ml stack up|down|status     the local collector + Prometheus + Alertmanager + Jaeger + Loki
     otel-ml bench overhead [--json]  per-inference CPU overhead against naive OTel instrumentation
     otel-ml bench drift [--json]     drift throughput, latency, memory, label retention, vs Evidently
@@ -9,6 +10,7 @@ Subcommands::
     otel-ml bench gpu [--json]       cost of the NVML energy meter per call (NVML faked)
     otel-ml test-alert               send a synthetic alert through Alertmanager; which receivers got it
     otel-ml explain ID               one prediction's span tree, logs, model, drift and quality then
+    otel-ml compare --model M ...    A/B or canary: figures, significance tests and a verdict (exit 1: worse)
     otel-ml profile DATA -o OUT      build a reference profile (JSON) from CSV or Parquet training data
 
 Each subcommand lives beside the code it drives and registers itself here through a
@@ -25,7 +27,7 @@ from otel_ml._internal.errors import CLIError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from otel_ml._internal import explain
+    from otel_ml._internal import compare, demo, explain
     from otel_ml._internal.bench import drift as bench_drift
     from otel_ml._internal.bench import gpu as bench_gpu
     from otel_ml._internal.bench import outcomes as bench_outcomes
@@ -46,6 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
     profile_cli.register(sub)
     test_alert.register(sub)
     explain.register(sub)
+    compare.register(sub)
+    demo.register(sub)
     return parser
 
 

@@ -269,3 +269,26 @@ def test_alerts_fire_and_reach_alertmanager(backends: Backends, run: Run) -> Non
                   f"[{window}]))") if _ours(s["metric"], run.version, run.service)}
     assert set(FIRING) - fired == set(), f"fired: {sorted(fired)}"
     assert set(FIRING) - run.delivered == set(), f"in Alertmanager: {sorted(run.delivered)}"
+
+
+def test_compare_finds_the_canary_worse_and_the_main_version_better(
+        backends: Backends, run: Run, capsys: pytest.CaptureFixture[str]) -> None:
+    """`otel-ml compare` on the run: the canary (15 % flaky lookups, +30-60 ms, trained on noisy labels) is
+    worse on errors, latency and accuracy, significantly - exit 1; the other way round it is better - exit 0."""
+    from otel_ml.cli import main
+
+    common = ["--model", MODEL, "--service", run.service, "--range", "20m", "--prometheus",
+              backends.urls.prometheus, "--json"]
+    code = main(["compare", "--baseline", run.version, "--candidate", f"{run.version}-rc1", *common])
+    report = json.loads(capsys.readouterr().out)
+    verdicts = {f["figure"]: f["verdict"] for f in report["figures"]}
+    assert code == 1 and report["verdict"] == "worse", report["figures"]
+    assert verdicts == {"error ratio": "worse", "latency": "worse", "accuracy": "worse", "drift": "not tested"}
+    assert all(f["p_value"] < 0.05 / 3 for f in report["figures"] if f["figure"] != "drift")
+    code = main(["compare", "--baseline", f"{run.version}-rc1", "--candidate", run.version, *common])
+    swapped = json.loads(capsys.readouterr().out)
+    assert code == 0 and swapped["verdict"] == "better", swapped["figures"]
+    # A version with no traffic: no evidence, and --fail-without-evidence makes that exit 3.
+    code = main(["compare", "--baseline", run.version, "--candidate", "never-deployed", "--fail-without-evidence",
+                 *common])
+    assert code == 3 and json.loads(capsys.readouterr().out)["verdict"] == "no evidence"
