@@ -6,7 +6,7 @@ import math
 import threading
 from typing import Any
 
-from otel_ml._internal import names, selftelemetry
+from otel_ml._internal import forksafe, names, selftelemetry
 
 _MAX_LABEL_LEN = 64
 
@@ -53,6 +53,7 @@ class BoundedLabels:
         self._seen: dict[Any, tuple[str, str | None]] = {}
         self._distinct: set[str] = set()
         self._lock = threading.Lock()
+        forksafe.renew_after_fork(self, "_lock")
 
     def get(self, value: Any) -> str | None:
         try:

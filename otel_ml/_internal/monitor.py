@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast, overload
 from opentelemetry import metrics as otel_metrics
 from opentelemetry import trace
 
-from otel_ml._internal import env, instruments, observe, prediction_log, selftelemetry
+from otel_ml._internal import env, forksafe, instruments, observe, prediction_log, selftelemetry
 from otel_ml._internal.context import ModelContext
 from otel_ml._internal.genai import Generation, wrap_stream
 from otel_ml._internal.inference import Feeds, Inference, InferenceMetrics, OutcomeSink, Outputs
@@ -154,6 +154,7 @@ class ModelMonitor:
         self._outcome_args = (float(outcome_ttl_s), max_pending_outcomes, float(quality_window_s), quality_window_by)
         self._outcomes: OutcomeTracker | None = None
         self._outcomes_lock = threading.Lock()
+        forksafe.renew_after_fork(self, "_outcomes_lock")
         prediction_kind = reference.prediction_kind if reference is not None and reference.prediction else None
         self._feeds = Feeds(self._drift, prediction_kind, self._outcome_sink)
         self._link = ModelLink(self._ctx, self._drift)

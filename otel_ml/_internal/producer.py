@@ -50,7 +50,7 @@ from opentelemetry.sdk.metrics.export import (
 )
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
-from otel_ml._internal import names, sdk_seam, selftelemetry
+from otel_ml._internal import forksafe, names, sdk_seam, selftelemetry
 from otel_ml._internal.version import __version__
 
 Attributes = Mapping[str, Any]
@@ -247,6 +247,7 @@ class Producer:
         self._provider_ref = weakref.ref(provider)
         self._sources: weakref.WeakSet[MetricSource] = weakref.WeakSet()
         self._lock = threading.Lock()
+        forksafe.renew_after_fork(self, "_lock")
         # Per delta reader: the previous cumulative value of each stream.
         self._delta_state: weakref.WeakKeyDictionary[MetricReader, dict[tuple[str, AttrKey], Any]] = (
             weakref.WeakKeyDictionary()
@@ -409,6 +410,7 @@ DROPPED_SPEC = InstrumentSpec(
 
 _PRODUCERS: weakref.WeakKeyDictionary[MeterProvider, Producer] = weakref.WeakKeyDictionary()
 _PRODUCERS_LOCK = threading.Lock()
+forksafe.renew_module_lock_after_fork(__name__, "_PRODUCERS_LOCK")
 
 
 def producer_for(provider: MeterProvider) -> Producer:

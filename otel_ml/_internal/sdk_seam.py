@@ -40,6 +40,8 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace.sampling import ParentBased, Sampler, StaticSampler, TraceIdRatioBased
 from opentelemetry.sdk.version import __version__ as _sdk_version
 
+from otel_ml._internal import forksafe
+
 Merge = Callable[[MetricReader, "MetricsData | None"], "MetricsData | None"]
 
 _PARENT_BASED_DELEGATES = ("_root", "_remote_parent_sampled", "_remote_parent_not_sampled",
@@ -108,6 +110,7 @@ def _sdk_instrument_classes() -> tuple[type, type]:
 
 
 _probe_lock = threading.Lock()
+forksafe.renew_module_lock_after_fork(__name__, "_probe_lock")
 _probe_result: Probe | None = None
 
 

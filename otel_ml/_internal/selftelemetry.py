@@ -18,6 +18,8 @@ import logging
 import threading
 import weakref
 
+from otel_ml._internal import forksafe
+
 _logger = logging.getLogger("otel_ml")
 
 # Reasons are a closed, code-defined set (never data), so the counter's cardinality is bounded.
@@ -97,6 +99,7 @@ _BOUND: weakref.WeakKeyDictionary[object, SelfTelemetry] = weakref.WeakKeyDictio
 _ALL: weakref.WeakSet[SelfTelemetry] = weakref.WeakSet()
 _ALL.add(DEFAULT)
 _BOUND_LOCK = threading.Lock()
+forksafe.renew_module_lock_after_fork(__name__, "_BOUND_LOCK")
 
 
 def bind(provider: object, registry: SelfTelemetry) -> None:

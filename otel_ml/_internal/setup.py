@@ -36,12 +36,13 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
 from opentelemetry.sdk.trace.sampling import Sampler
 
-from otel_ml._internal import env, selftelemetry, wiring
+from otel_ml._internal import env, forksafe, selftelemetry, wiring
 from otel_ml._internal.logs import add_model_attributes, is_otel_handler, make_handler
 from otel_ml._internal.producer import producer_for
 
 _PROTOCOLS = ("grpc", "http/protobuf")
 _lock = threading.Lock()
+forksafe.renew_module_lock_after_fork(__name__, "_lock")
 
 
 @dataclass

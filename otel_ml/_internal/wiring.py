@@ -48,7 +48,7 @@ from opentelemetry import metrics as otel_metrics
 from opentelemetry.metrics import CallbackOptions, Observation
 from opentelemetry.sdk.metrics import MeterProvider as SdkMeterProvider
 
-from otel_ml._internal import names, selftelemetry
+from otel_ml._internal import forksafe, names, selftelemetry
 from otel_ml._internal.context import ModelContext
 from otel_ml._internal.producer import producer_for
 from otel_ml._internal.version import __version__
@@ -74,6 +74,7 @@ class ModelLink:
         self.outcomes: OutcomeTracker | None = None
         self._provider: weakref.ref[SdkMeterProvider] | None = None
         self._lock = threading.Lock()
+        forksafe.renew_after_fork(self, "_lock")
         _PENDING.add(self)
 
     def attach(self) -> bool:
@@ -114,6 +115,7 @@ class _Links:
     def __init__(self) -> None:
         self._refs: dict[int, weakref.ref[ModelLink]] = {}
         self._lock = threading.Lock()
+        forksafe.renew_after_fork(self, "_lock")
 
     def add(self, link: ModelLink) -> None:
         key = id(link)
@@ -310,6 +312,7 @@ class _ProviderInstruments:
 
 _INSTRUMENTS: weakref.WeakKeyDictionary[SdkMeterProvider, _ProviderInstruments] = weakref.WeakKeyDictionary()
 _INSTRUMENTS_LOCK = threading.Lock()
+forksafe.renew_module_lock_after_fork(__name__, "_INSTRUMENTS_LOCK")
 _PENDING: weakref.WeakSet[ModelLink] = weakref.WeakSet()
 
 

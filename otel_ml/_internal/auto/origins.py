@@ -14,7 +14,10 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
+from otel_ml._internal import forksafe
+
 _lock = threading.Lock()
+forksafe.renew_module_lock_after_fork(__name__, "_lock")
 _paths: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
 _by_id: dict[int, str] = {}  # objects that cannot be weakly referenced (bounded)
 _MAX_BY_ID = 1024

@@ -13,7 +13,7 @@ import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, cast
 
-from otel_ml._internal import selftelemetry
+from otel_ml._internal import forksafe, selftelemetry
 from otel_ml._internal.auto.identity import Identity, Resolver
 from otel_ml._internal.auto.origins import path_of
 from otel_ml._internal.labels import label_of
@@ -25,6 +25,7 @@ MAX_MODELS = 64
 class Models:
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        forksafe.renew_after_fork(self, "_lock")
         self._by_object: weakref.WeakKeyDictionary[Any, tuple[ModelMonitor, Identity] | None] = (
             weakref.WeakKeyDictionary())
         self._by_identity: dict[tuple[str, str, str | None], ModelMonitor] = {}

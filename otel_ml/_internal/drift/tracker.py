@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from otel_ml._internal import forksafe
 from otel_ml._internal import selftelemetry as _selftelemetry
 from otel_ml._internal.drift import methods as _methods
 from otel_ml._internal.drift.features import FeatureProfile, PredictionKind, ProfileLike
@@ -81,6 +82,7 @@ class DriftTracker:
         self.policy = policy
         self._telemetry = selftelemetry
         self._lock = threading.Lock()
+        forksafe.renew_after_fork(self, "_lock")
         kw: dict[str, Any] = dict(window_s=float(policy.window_s), sub_windows=policy.sub_windows,
                                   sample_size=policy.sample_size, clock=clock)
         self._features = FeatureGroup(feats, seed=seed, **kw)

@@ -12,11 +12,12 @@ from typing import Any
 from opentelemetry import metrics as otel_metrics
 
 from otel_ml._internal import energy as energy_hook
-from otel_ml._internal import env, selftelemetry
+from otel_ml._internal import env, forksafe, selftelemetry
 from otel_ml._internal.gpu.instruments import instruments_for
 from otel_ml._internal.gpu.source import GpuSource, check_devices, open_source
 
 _LOCK = threading.Lock()
+forksafe.renew_module_lock_after_fork(__name__, "_LOCK")
 _ENABLED: weakref.WeakKeyDictionary[Any, GpuSource] = weakref.WeakKeyDictionary()
 
 

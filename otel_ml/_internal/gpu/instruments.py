@@ -15,7 +15,7 @@ from typing import Any
 
 from opentelemetry.metrics import CallbackOptions, Observation
 
-from otel_ml._internal import names, selftelemetry
+from otel_ml._internal import forksafe, names, selftelemetry
 from otel_ml._internal.gpu.sample import DeviceSample
 from otel_ml._internal.gpu.source import GpuSource
 from otel_ml._internal.version import __version__
@@ -84,6 +84,7 @@ class _Sources:
     def __init__(self) -> None:
         self._refs: dict[int, weakref.ref[GpuSource]] = {}
         self._lock = threading.Lock()
+        forksafe.renew_after_fork(self, "_lock")
 
     def add(self, source: GpuSource) -> None:
         key = id(source)
@@ -157,6 +158,7 @@ class ProviderGpu:
 
 _INSTRUMENTS: weakref.WeakKeyDictionary[Any, ProviderGpu] = weakref.WeakKeyDictionary()
 _LOCK = threading.Lock()
+forksafe.renew_module_lock_after_fork(__name__, "_LOCK")
 
 
 def instruments_for(provider: Any) -> ProviderGpu:

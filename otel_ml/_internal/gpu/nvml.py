@@ -26,6 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from otel_ml._internal import forksafe
 from otel_ml._internal.selftelemetry import SelfTelemetry
 
 NOT_SUPPORTED: Final = "gpu_not_supported"
@@ -121,6 +122,7 @@ class Nvml:
         self.registry = registry
         self._unsupported: set[tuple[int, str]] = set()
         self._lock = threading.Lock()
+        forksafe.renew_after_fork(self, "_lock")
         self._unsupported_classes = self._classes(_UNSUPPORTED_CLASSES)
         self._fatal_classes = self._classes(_FATAL_CLASSES)
 
@@ -184,3 +186,4 @@ class Nvml:
 
     def after_fork(self) -> None:
         self._lock = threading.Lock()
+        forksafe.renew_after_fork(self, "_lock")

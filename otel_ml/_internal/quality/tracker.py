@@ -78,6 +78,7 @@ from typing import Any, TypeAlias
 import numpy as np
 import numpy.typing as npt
 
+from otel_ml._internal import forksafe
 from otel_ml._internal import selftelemetry as _selftelemetry
 from otel_ml._internal.quality.codes import BAD, NEW, ClassCodes, usable
 from otel_ml._internal.quality.report import QualityReport, classification_report, regression_report
@@ -158,6 +159,7 @@ class OutcomeTracker:
         self._tel = selftelemetry if selftelemetry is not None else _selftelemetry.DEFAULT
         self._clock = clock
         self._lock = threading.Lock()
+        forksafe.renew_after_fork(self, "_lock")
         self._store = PendingStore(self.max_pending, self.ttl_s)
         self._codes = ClassCodes(self.max_classes, (positive_label,)) if task == "classification" else None
         self._sub_s = self.window_s / self.sub_windows

@@ -1,0 +1,84 @@
+"""Pre-fork servers: a lock another thread holds when the process forks must not hang the child.
+
+CI caught it for real: under ``gunicorn --preload`` the SDK's metric reader thread in the master
+collected otel_ml's series every second, holding the producer's lock; a worker forked at that
+moment waited on it forever at its first inference. Here a thread holds *every* lock otel_ml
+registers for renewal while the process forks; the child must record an inference, collect it and
+exit within seconds.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+import pytest
+
+import otel_ml
+from otel_ml._internal import forksafe
+from otel_ml._internal.producer import producer_for
+from otel_ml.testing import capture_telemetry
+
+
+def _registered_locks() -> list[threading.Lock]:
+    import sys
+
+    locks = []
+    for ref, names in list(forksafe._objects.values()):
+        obj = ref()
+        if obj is not None:
+            locks += [getattr(obj, n) for n in names if hasattr(obj, n)]
+    locks += [getattr(sys.modules[m], n) for m, n in forksafe._modules if m in sys.modules]
+    return locks
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this platform")
+def test_locks_held_by_another_thread_at_fork_are_renewed_in_the_child() -> None:
+    with capture_telemetry() as cap:
+        monitor = otel_ml.ModelMonitor("forked", version="1", classes=["a", "b"],
+                                       tracer_provider=cap.tracer_provider, meter_provider=cap.meter_provider)
+        with monitor.inference(batch_size=1) as inf:
+            inf.record(predictions="a", confidence=0.9)
+        producer_for(cap.meter_provider)
+        locks = _registered_locks()
+        assert len(locks) >= 8  # producer, registry, labels, wiring, monitor, ... (not a vacuous test)
+        holding, release = threading.Event(), threading.Event()
+
+        def hold_all() -> None:
+            for lock in locks:
+                lock.acquire()
+            holding.set()
+            release.wait()
+            for lock in locks:
+                lock.release()
+
+        thread = threading.Thread(target=hold_all, daemon=True)
+        thread.start()
+        assert holding.wait(10)
+        pid = os.fork()
+        if pid == 0:  # the child: everything otel_ml does must work although the parent's locks are held
+            code = 1
+            try:
+                with monitor.inference(batch_size=2) as inf:
+                    inf.record(predictions=["a", "b"], confidence=[0.8, 0.7])
+                data = cap.metric_reader.get_metrics_data()
+                names = {m.name for rm in data.resource_metrics for sm in rm.scope_metrics for m in sm.metrics}
+                code = 0 if "ml.inference.duration" in names else 2
+            finally:
+                os._exit(code)
+        release.set()
+        thread.join(10)
+        deadline = time.monotonic() + 30
+        status = None
+        while time.monotonic() < deadline:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                break
+            time.sleep(0.05)
+        else:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+            pytest.fail("the forked child hung on a lock held at fork time")
+        assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status
+        monitor.close()
