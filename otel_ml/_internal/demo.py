@@ -303,8 +303,10 @@ def _summary(snap: Snapshot, service: str, args: argparse.Namespace) -> None:
     if slow:
         print(f"\nThe slowest sampled prediction took {slow[0] * 1000:.0f} ms; follow it across Jaeger and Loki:\n"
               f"  otel-ml explain {slow[1]}")
-    print("Compare the canary with the main version:\n"
-          f"  otel-ml compare --model {MODEL} --service {service} --baseline <version> --candidate <version>-rc1")
+    main_version = next((v for v in sorted(snap.versions) if not v.endswith("-rc1")), "<version>")
+    print("Compare the canary with the main version (exit 1 when it is worse):\n"
+          f"  otel-ml compare --model {MODEL} --service {service} --baseline {main_version} "
+          f"--candidate {main_version}-rc1 --range 10m")
     print("The stack keeps running: `otel-ml stack down` stops it.")
     if args.json:
         print(json.dumps(result))
