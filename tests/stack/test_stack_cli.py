@@ -4,6 +4,7 @@ defaults, and the Alertmanager config and secret stand-ins `up` writes."""
 from __future__ import annotations
 
 import argparse
+import json
 import re
 from pathlib import Path
 
@@ -147,3 +148,26 @@ def test_real_secrets_are_kept_and_the_folder_is_configurable(tmp_path: Path, mo
     assert (elsewhere / "smtp_password").is_file()
     assert f"{elsewhere}/smtp_password" in alerting.config_file(paths).read_text()
     assert not (tmp_path / "repo" / "stack" / "secrets").exists()
+
+
+def test_build_steps_say_how_they_go_while_they_run(tmp_path: Path) -> None:
+    """A long build step reports elapsed time against the last build's, packages compiled (`go build
+    -v` lines) and the log's last line - not minutes of silence; the time is kept for next time."""
+    from otel_ml._internal.stack import build
+
+    said: list[str] = []
+    times = tmp_path / "build-times.json"
+    times.write_text('{"jaeger": 200.0}')
+    progress = build.Progress(said.append, times, every=0.2)
+    progress.begin("jaeger", "[2/5] jaeger")
+    build._PROGRESS = progress
+    log = tmp_path / "build.log"
+    try:
+        build._run(["sh", "-c", "echo github.com/a/b; echo github.com/a/c; sleep 1; echo linking"], log, tmp_path)
+    finally:
+        build._PROGRESS = None
+    ticks = [line for line in said if line.startswith("  [2/5] jaeger: ")]
+    assert len(ticks) >= 2, said
+    assert "of ~200 s last time, 2 packages compiled; github.com/a/c" in ticks[0]
+    progress.done(181.5)
+    assert json.loads(times.read_text()) == {"jaeger": 181.5}

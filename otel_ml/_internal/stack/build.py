@@ -57,14 +57,69 @@ def go_executable() -> str:
     return found
 
 
+class Progress:
+    """What the build is doing now, said every ``every`` seconds while a step runs: the component,
+    elapsed time against its previous build's (kept in ``.stack/build-times.json``), packages
+    compiled so far (``go build -v`` lists each) and the log's last line."""
+
+    def __init__(self, report: Report, times_file: Path | None = None, every: float = 15.0) -> None:
+        self.report, self.every, self.times_file = report, every, times_file
+        self.name = self.label = ""
+        self.started = time.monotonic()
+        self.previous: dict[str, float] = {}
+        if times_file is not None:
+            try:
+                self.previous = {k: float(v) for k, v in json.loads(times_file.read_text()).items()}
+            except (OSError, ValueError, AttributeError):
+                self.previous = {}
+
+    def begin(self, name: str, label: str | None = None) -> None:
+        self.name, self.label, self.started = name, label or name, time.monotonic()
+
+    def estimate(self) -> str:
+        prev = self.previous.get(self.name)
+        return f" of ~{prev:.0f} s last time" if prev else ""
+
+    def done(self, seconds: float) -> None:
+        self.previous[self.name] = round(seconds, 1)
+        if self.times_file is not None:
+            try:
+                self.times_file.write_text(json.dumps(self.previous, indent=1, sort_keys=True))
+            except OSError:
+                pass
+
+    def tick(self, log: Path) -> None:
+        try:
+            lines = log.read_text(errors="replace").splitlines()
+        except OSError:
+            lines = []
+        packages = sum(1 for line in lines if line and not line.startswith(("$", "go: ", " ")) and "/" in line
+                       and " " not in line.strip())
+        last = next((line.strip() for line in reversed(lines) if line.strip()), "")
+        elapsed = time.monotonic() - self.started
+        self.report(f"  {self.label}: {elapsed:.0f} s{self.estimate()}, {packages} packages compiled; "
+                    f"{last[:100]}")
+
+
+_PROGRESS: Progress | None = None
+
+
 def _run(argv: Sequence[str], log: Path, cwd: Path, env: Mapping[str, str] | None = None) -> None:
-    """Run a build step, appending its output to ``log``; a failure names the step and shows the log."""
+    """Run a build step, appending its output to ``log`` (and saying how it goes every few seconds);
+    a failure names the step and shows the log."""
     with log.open("a") as out:
         out.write(f"$ {' '.join(argv)}  (in {cwd})\n")
         out.flush()
-        rc = subprocess.call(
+        proc = subprocess.Popen(
             list(argv), cwd=cwd, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
         )
+        while True:
+            try:
+                rc = proc.wait(timeout=_PROGRESS.every if _PROGRESS is not None else None)
+                break
+            except subprocess.TimeoutExpired:
+                if _PROGRESS is not None:
+                    _PROGRESS.tick(log)
     if rc != 0:
         raise CLIError(f"`{' '.join(argv)}` failed with exit status {rc}; end of {log}:\n{tail(log)}")
 
@@ -133,7 +188,7 @@ def build_jaeger(paths: StackPaths, go: str, go_version: str, report: Report) ->
     src = _module_dir(go, JAEGER_MODULE, JAEGER_VERSION, log, paths.root)
     # Built as the main module so its replace line applies; nothing is written into the cache dir.
     ldflags = f"-X github.com/jaegertracing/jaeger/internal/version.latestVersion={JAEGER_RELEASE}"
-    _run([go, "build", "-trimpath", "-ldflags", ldflags, "-o", str(binary), "./cmd/jaeger"], log, src)
+    _run([go, "build", "-v", "-trimpath", "-ldflags", ldflags, "-o", str(binary), "./cmd/jaeger"], log, src)
     _write_stamp(binary, key)
     return True
 
@@ -164,7 +219,7 @@ def build_loki(paths: StackPaths, go: str, go_version: str, report: Report) -> b
     for f in sorted((src / "cmd" / "loki").glob("*.go")):
         if not f.name.endswith("_test.go"):
             shutil.copyfile(f, work / f.name)
-    _run([go, "build", "-trimpath", "-o", str(binary), "."], log, work)
+    _run([go, "build", "-v", "-trimpath", "-o", str(binary), "."], log, work)
     _write_stamp(binary, key)
     return True
 
@@ -205,7 +260,7 @@ def build_prometheus(paths: StackPaths, go: str, go_version: str, report: Report
     _check_release(_module_dir(go, PROMETHEUS_MODULE, PROMETHEUS_VERSION, log, paths.root),
                    PROMETHEUS_MODULE, PROMETHEUS_VERSION, release)
     # The module has no replace lines, so `go install pkg@version` builds it as released.
-    _run([go, "install", "-trimpath", "-tags", PROMETHEUS_TAGS, "-ldflags", _ldflags(release),
+    _run([go, "install", "-v", "-trimpath", "-tags", PROMETHEUS_TAGS, "-ldflags", _ldflags(release),
           f"{PROMETHEUS_MODULE}/cmd/prometheus@{PROMETHEUS_VERSION}",
           f"{PROMETHEUS_MODULE}/cmd/promtool@{PROMETHEUS_VERSION}"],
          log, paths.root, {"GOBIN": str(paths.bin)})
@@ -256,7 +311,7 @@ def build_alertmanager(paths: StackPaths, go: str, go_version: str, report: Repo
     (dist / "index.html").write_text(PLACEHOLDER_UI)
     # ui/web.go serves HTML only from its pre-compressed variant.
     (dist / "index.html.gz").write_bytes(gzip.compress(PLACEHOLDER_UI.encode(), mtime=0))
-    _run([go, "build", "-trimpath", "-ldflags", _ldflags(release), "-o", f"{paths.bin}/",
+    _run([go, "build", "-v", "-trimpath", "-ldflags", _ldflags(release), "-o", f"{paths.bin}/",
           "./cmd/alertmanager", "./cmd/amtool"], log, work)
     for b in binaries:
         _write_stamp(b, key)
@@ -272,17 +327,25 @@ STEPS: tuple[tuple[str, Callable[[StackPaths, str, str, Report], bool]], ...] = 
 )
 
 
-def build_all(paths: StackPaths, report: Report) -> None:
+def build_all(paths: StackPaths, report: Report, every: float = 15.0) -> None:
+    global _PROGRESS
     paths.ensure()
     go = go_executable()
     go_version = _output([go, "env", "GOVERSION"]).strip()
-    for name, step in STEPS:
-        started = time.monotonic()
-        try:
-            built = step(paths, go, go_version, report)
-        except CLIError as exc:
-            raise CLIError(f"could not build {name}: {exc}") from exc
-        if built:
-            report(f"built {name} in {time.monotonic() - started:.0f} s")
-        else:
-            report(f"{name}: up to date")
+    progress = _PROGRESS = Progress(report, paths.root / ".stack" / "build-times.json", every)
+    try:
+        for i, (name, step) in enumerate(STEPS, 1):
+            started = time.monotonic()
+            progress.begin(name, f"[{i}/{len(STEPS)}] {name}")
+            try:
+                built = step(paths, go, go_version, report)
+            except CLIError as exc:
+                raise CLIError(f"could not build {name}: {exc}") from exc
+            if built:
+                elapsed = time.monotonic() - started
+                report(f"built {name} in {elapsed:.0f} s")
+                progress.done(elapsed)
+            else:
+                report(f"{name}: up to date")
+    finally:
+        _PROGRESS = None
