@@ -10,6 +10,7 @@ Subcommands::
     otel-ml bench gpu [--json]       cost of the NVML energy meter per call (NVML faked)
     otel-ml test-alert               send a synthetic alert through Alertmanager; which receivers got it
     otel-ml explain ID               one prediction's span tree, logs, model, drift and quality then
+    otel-ml report -o R.html ...     self-contained HTML drift and quality report (profile + data, or Prometheus)
     otel-ml compare --model M ...    A/B or canary: figures, significance tests and a verdict (exit 1: worse)
     otel-ml profile DATA -o OUT      build a reference profile (JSON) from CSV or Parquet training data
 
@@ -27,7 +28,7 @@ from otel_ml._internal.errors import CLIError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from otel_ml._internal import compare, demo, explain
+    from otel_ml._internal import compare, demo, explain, report
     from otel_ml._internal.bench import drift as bench_drift
     from otel_ml._internal.bench import gpu as bench_gpu
     from otel_ml._internal.bench import outcomes as bench_outcomes
@@ -50,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     explain.register(sub)
     compare.register(sub)
     demo.register(sub)
+    report.register(sub)
     return parser
 
 

@@ -91,6 +91,9 @@ REQUIRE_HEAVY: Final = "OTEL_ML_REQUIRE_HEAVY"
 """``1``: the torch / transformers tests (tests/heavy) fail instead of skipping when either cannot be
 imported (``scripts/test_heavy`` sets it)."""
 
+REQUIRE_BROWSER: Final = "OTEL_ML_REQUIRE_BROWSER"
+"""``1``: the report's headless-Chromium test fails instead of skipping when ``chromium`` is missing."""
+
 TEST_ENDPOINT_PREFIX: Final = "OTEL_ML_TEST_"
 """``OTEL_ML_TEST_{OTLP_GRPC,OTLP_HTTP,PROMETHEUS,ALERTMANAGER,JAEGER,LOKI}``: backend URLs for tests."""
 

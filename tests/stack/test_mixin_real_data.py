@@ -292,3 +292,25 @@ def test_compare_finds_the_canary_worse_and_the_main_version_better(
     code = main(["compare", "--baseline", run.version, "--candidate", "never-deployed", "--fail-without-evidence",
                  *common])
     assert code == 3 and json.loads(capsys.readouterr().out)["verdict"] == "no evidence"
+
+
+def test_report_from_prometheus_shows_the_runs_drift_and_both_versions_quality(
+        backends: Backends, run: Run, tmp_path: Path) -> None:
+    """`otel-ml report --prometheus`: the run's drifted inputs are marked drift, the main version's and the
+    canary's accuracy over time are drawn, and the file is one self-contained page."""
+    from otel_ml._internal.report import from_prometheus
+    from otel_ml.cli import main
+
+    report = from_prometheus(backends.urls.prometheus, MODEL, "20m", service=run.service)
+    statuses = {f.name: f.status for f in report.features}
+    assert len(statuses) >= 30 and "drift" in statuses.values(), statuses
+    drifted = [f for f in report.features if f.status == "drift" and f.name != "__prediction__"]
+    assert drifted and all(abs(sum(f.current) - 1) < 1e-6 and f.n > 0 for f in drifted)
+    accuracy = {s.version for s in report.quality if s.metric == "accuracy" and s.points}
+    assert accuracy == {run.version, f"{run.version}-rc1"}, accuracy
+    out = tmp_path / "nightly.html"
+    assert main(["report", "--prometheus", backends.urls.prometheus, "--model", MODEL, "--service", run.service,
+                 "--range", "20m", "-o", str(out)]) == 0
+    text = out.read_text()
+    assert text.count('<svg class="chart"') >= len(statuses) + 1
+    assert "<polyline" in text and run.version in text
