@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -112,3 +113,25 @@ def test_built_collector_validates_the_config(env: dict[str, str]) -> None:
         capture_output=True, text=True, env={**os.environ, **env}, timeout=60,
     )
     assert done.returncode == 0, done.stderr
+
+
+def test_deploy_docs_use_the_pinned_collector_and_valid_manifests() -> None:
+    """collector/README.md's Docker and Kubernetes examples run the same collector version as the
+    manifest and compose.yaml, with the config path the image mounts, and their YAML parses."""
+    root = Path(__file__).resolve().parents[2]
+    readme = (root / "collector" / "README.md").read_text()
+    manifest = (root / "collector" / "manifest.yaml").read_text()
+    version = re.search(r"otlpreceiver v(\d+\.\d+\.\d+)", manifest)
+    assert version is not None
+    images = set(re.findall(r"otel/opentelemetry-collector-contrib:([\d.]+)", readme))
+    assert images == {version.group(1)}
+    assert f"otel/opentelemetry-collector-contrib:{version.group(1)}" in (root / "compose.yaml").read_text()
+    blocks = re.findall(r"```yaml\n(.*?)```", readme, flags=re.S)
+    docs = [d for block in blocks for d in yaml.safe_load_all(block)]
+    kinds = {d["kind"] for d in docs}
+    assert kinds == {"Deployment", "Service"}
+    (deploy,) = [d for d in docs if d["kind"] == "Deployment"]
+    container = deploy["spec"]["template"]["spec"]["containers"][0]
+    assert container["args"] == ["--config=/etc/otel-ml/collector/config.yaml"]
+    assert {e["name"] for e in container["env"]} <= set(re.findall(r"OTEL_ML_[A-Z_]+", (root / "collector" /
+                                                                                    "config.yaml").read_text()))
