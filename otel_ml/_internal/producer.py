@@ -276,6 +276,7 @@ class Producer:
             return False
         if not self.hooked:
             self.hooked = sdk_seam.hook_provider(provider, self.merge)
+            sdk_seam.guard_fork(provider)
             if not self.hooked:
                 registry = self.registry
                 registry.dropped("sdk_incompatible", "metrics", detail=sdk_seam.probe().problem or None)

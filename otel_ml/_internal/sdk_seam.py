@@ -1,6 +1,6 @@
 """Every use of OpenTelemetry SDK internals, in one place, behind a version probe.
 
-otel_ml needs four things the SDK does not offer publicly (yet):
+otel_ml needs five things the SDK does not offer publicly (yet):
 
 1. **A MetricProducer.** The specification's MetricProducer bridges pre-aggregated metrics into
    every MetricReader; the Python SDK has none. :func:`hook_provider` wraps the provider's
@@ -13,6 +13,8 @@ otel_ml needs four things the SDK does not offer publicly (yet):
    SDK's built-in samplers never read span attributes, so they need not be built before the start.
 4. **Adding attributes otel_ml built itself without re-validating them** (:func:`set_trusted_attributes`);
    ``Span.set_attributes`` spends about 1 us per value re-checking types we know are valid.
+5. **No fork in the middle of a collection** (:func:`guard_fork`): a child forked while the
+   metric reader thread collects would inherit the SDK's collection locks held forever.
 
 :func:`probe` checks, once per process, that the internals exist with the expected shapes on a
 throwaway provider; where they do not, every caller falls back to public API (or, for 1, the
@@ -23,13 +25,16 @@ allows and the newest (``scripts/test``).
 Internals used, all of them: ``MeterProvider._measurement_consumer`` (its ``collect``) and
 ``._sdk_config.resource``; ``MetricReader._collect``, ``._set_collect_callback`` and
 ``._instrument_class_temporality`` keyed by the SDK's ``_Counter`` / ``_Histogram`` classes;
-``ParentBased``'s five delegate attributes; a span's ``_attributes`` (``BoundedAttributes``:
+``ParentBased``'s five delegate attributes; ``MeterProvider._measurement_consumer._lock`` (taken
+around ``fork()`` so no collection is cut in half, :func:`guard_fork`); a span's ``_attributes`` (``BoundedAttributes``:
 ``_dict``, ``maxlen``, ``max_value_len``) and ``_end_time``.
 """
 
 from __future__ import annotations
 
+import os
 import threading
+import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, cast
@@ -82,6 +87,9 @@ def _probe() -> Probe:
         temporality_ok = isinstance(table, dict) and _counter in table and _histogram in table
         if not temporality_ok:
             problems.append("no per-instrument temporality on readers")
+        lock = getattr(consumer, "_lock", None)
+        if not (callable(getattr(lock, "acquire", None)) and callable(getattr(lock, "release", None))):
+            problems.append("no measurement consumer lock (fork guard off)")
         provider.shutdown()
     except Exception as exc:  # anything unexpected: treat the internals as absent
         problems.append(f"metrics: {type(exc).__name__}: {exc}")
@@ -154,6 +162,50 @@ def hook_provider(provider: MeterProvider, merge: Merge) -> bool:
         return True
     except Exception:
         return False
+
+
+# --- 5. collection and fork() ----------------------------------------------------------------
+# The SDK's measurement consumer holds its lock for a whole collection (every asynchronous
+# callback - process metrics read psutil for milliseconds - and every aggregation's own lock). A
+# process that forks while its metric reader thread collects (gunicorn --preload, uvicorn
+# --workers) hands the child that lock, and the aggregations' locks, held by a thread the child
+# does not have: the child's first collection waits forever and its metrics never leave. The SDK
+# renews its providers' own locks after fork, not these. So, before a fork, wait (bounded) for a
+# collection in progress to end by taking the consumer's lock, and release it on both sides after.
+
+_GUARDED: weakref.WeakSet[MeterProvider] = weakref.WeakSet()
+_HELD: list[Any] = []
+FORK_WAIT_S = 5.0
+
+
+def guard_fork(provider: MeterProvider) -> None:
+    """No fork happens in the middle of one of ``provider``'s collections (bounded wait)."""
+    try:
+        _GUARDED.add(provider)
+    except TypeError:
+        pass
+
+
+def _before_fork() -> None:
+    for provider in list(_GUARDED):
+        lock = getattr(getattr(provider, "_measurement_consumer", None), "_lock", None)
+        try:
+            if lock is not None and lock.acquire(timeout=FORK_WAIT_S):
+                _HELD.append(lock)
+        except Exception:
+            continue
+
+
+def _after_fork() -> None:
+    while _HELD:
+        try:
+            _HELD.pop().release()
+        except Exception:
+            continue
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(before=_before_fork, after_in_parent=_after_fork, after_in_child=_after_fork)
 
 
 def resource_of(provider: MeterProvider) -> Resource:

@@ -82,3 +82,53 @@ def test_locks_held_by_another_thread_at_fork_are_renewed_in_the_child() -> None
             pytest.fail("the forked child hung on a lock held at fork time")
         assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status
         monitor.close()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this platform")
+def test_a_fork_during_a_collection_waits_for_it_so_the_child_can_collect() -> None:
+    """The SDK holds its measurement consumer's lock (and its aggregations') for a whole collection;
+    process metrics' callbacks make that milliseconds long. A fork then must not cut it in half."""
+    from opentelemetry.metrics import CallbackOptions, Observation
+
+    with capture_telemetry() as cap:
+        monitor = otel_ml.ModelMonitor("forked-collect", tracer_provider=cap.tracer_provider,
+                                       meter_provider=cap.meter_provider)
+        with monitor.inference(batch_size=1):
+            pass
+        inside, leave = threading.Event(), threading.Event()
+
+        def slow(options: CallbackOptions) -> list[Observation]:
+            if threading.current_thread() is not threading.main_thread():
+                inside.set()
+                leave.wait(2)  # the collection is in progress while the main thread forks
+            return [Observation(1.0)]
+
+        cap.meter_provider.get_meter("slow").create_observable_gauge("slow.gauge", callbacks=[slow])
+        collector = threading.Thread(target=cap.metric_reader.get_metrics_data, daemon=True)
+        collector.start()
+        assert inside.wait(10)
+        threading.Timer(0.3, leave.set).start()  # the collection ends a little after fork() is called
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                with monitor.inference(batch_size=1):
+                    pass
+                data = cap.metric_reader.get_metrics_data()
+                names = {m.name for rm in data.resource_metrics for sm in rm.scope_metrics for m in sm.metrics}
+                code = 0 if {"slow.gauge", "ml.inference.duration"} <= names else 2
+            finally:
+                os._exit(code)
+        collector.join(10)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                break
+            time.sleep(0.05)
+        else:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+            pytest.fail("the child forked during a collection could not collect")
+        assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status
+        monitor.close()
