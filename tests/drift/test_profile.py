@@ -208,3 +208,21 @@ def test_profile_cli_errors_name_the_file_and_column(tmp_path: Path, extra: list
     args = parser.parse_args(["profile", str(csv), "-o", str(tmp_path / "p.json"), *extra])
     with pytest.raises(CLIError, match=message):
         args.handler(args)
+
+
+def test_profile_cli_shows_a_progress_bar_feature_by_feature(tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    """`otel-ml profile --progress always`: a bar on stderr that reaches every feature; the profile is
+    the same as without it."""
+    from otel_ml.cli import main
+
+    rng = np.random.default_rng(0)
+    data = tmp_path / "big.csv"
+    rows = rng.normal(size=(2000, 6))
+    data.write_text("a,b,c,d,e,f\n" + "\n".join(",".join(f"{v:.5f}" for v in r) for r in rows) + "\n")
+    assert main(["profile", str(data), "-o", str(tmp_path / "p1.json"), "--progress", "always"]) == 0
+    err = capsys.readouterr().err
+    assert "profiling 6 features x 2000 rows" in err and "6/6" in err
+    assert main(["profile", str(data), "-o", str(tmp_path / "p2.json"), "--progress", "never"]) == 0
+    assert capsys.readouterr().err == ""
+    assert (tmp_path / "p1.json").read_text() == (tmp_path / "p2.json").read_text()

@@ -14,10 +14,33 @@ import argparse
 import csv
 import math
 import os
+import sys
 from typing import Any
 
 from otel_ml._internal.drift.features import PREDICTION_KINDS, FeatureKind
 from otel_ml._internal.errors import CLIError
+
+PROGRESS_MIN_VALUES = 100_000
+
+
+class _Bar:
+    """A rich progress bar on stderr, one step per profiled feature."""
+
+    def __init__(self, total: int, what: str) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        console = Console(stderr=True, force_terminal=True)
+        console.print(what, highlight=False, markup=False, soft_wrap=True)
+        self.progress = Progress(BarColumn(bar_width=30), MofNCompleteColumn(), TimeElapsedColumn(),
+                                 TextColumn("{task.fields[feature]}"), console=console)
+        self.task = self.progress.add_task("profiling", total=total, feature="")
+        self.progress.start()
+
+    def advance(self, feature: str) -> None:
+        self.progress.update(self.task, advance=1, feature=feature)
+        if self.progress.finished:
+            self.progress.stop()
 
 
 def register(subparsers: Any) -> None:
@@ -34,6 +57,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--bins", type=int, default=10)
     p.add_argument("--top-k", type=int, default=20)
     p.add_argument("--sample-size", type=int, default=2000)
+    p.add_argument("--progress", choices=("auto", "always", "never"), default="auto",
+                   help="a progress bar while profiling (auto: on a terminal, for 100 000+ values)")
     p.set_defaults(handler=run)
 
 
@@ -128,10 +153,15 @@ def run(args: argparse.Namespace) -> int:
         predictions = cols.pop(args.prediction)
     if not cols:
         raise CLIError(f"{path}: no feature columns left")
+    n_rows = max((len(v) for v in cols.values()), default=0)
+    show = args.progress == "always" or (args.progress == "auto" and sys.stderr.isatty()
+                                         and n_rows * len(cols) >= PROGRESS_MIN_VALUES)
+    bar = _Bar(len(cols), f"profiling {len(cols)} features x {n_rows} rows of {path}") if show else None
     try:
         profile = ReferenceProfile.from_data(cols, feature_kinds=kinds, bins=args.bins, top_k=args.top_k,
                                              sample_size=args.sample_size, predictions=predictions,
-                                             prediction_kind=args.prediction_kind)
+                                             prediction_kind=args.prediction_kind,
+                                             on_feature=bar.advance if bar is not None else None)
     except (ValueError, TypeError) as exc:
         msg = str(exc)
         if msg.startswith("predictions"):

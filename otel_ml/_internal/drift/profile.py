@@ -27,7 +27,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, cast
 
@@ -243,6 +243,7 @@ class ReferenceProfile:
         predictions: Any = None,
         prediction_kind: PredictionKind | None = None,
         seed: int = 0,
+        on_feature: Callable[[str], None] | None = None,
     ) -> ReferenceProfile:
         """Profile ``data``: a 2-D numpy array, a pandas DataFrame, or a dict of columns.
 
@@ -253,7 +254,8 @@ class ReferenceProfile:
         ``predictions``: the reference predictions, one per row, profiled as ``__prediction__``;
         ``prediction_kind`` says what they are (see the module docstring; None: a float array is
         ``"confidence"``, anything else ``"class"``). ``ValueError`` naming ``predictions`` when
-        the values do not fit the kind.
+        the values do not fit the kind. ``on_feature`` is called with each feature's name once it is
+        profiled (progress on large data).
         """
         if not isinstance(bins, int) or bins < 2:
             raise ValueError(f"bins must be an int >= 2, got {bins!r}")
@@ -278,11 +280,13 @@ class ReferenceProfile:
         if predictions is not None:
             pred_values, pkind, pfkind = _prediction_values(predictions, prediction_kind)
         rng = np.random.default_rng(seed)
-        feats = tuple(
-            build_feature(n, col, kinds.get(n) or infer_kind(col), bins=bins, top_k=top_k,
-                          sample_size=sample_size, rng=rng)
-            for n, col in cols.items()
-        )
+        built = []
+        for n, col in cols.items():
+            built.append(build_feature(n, col, kinds.get(n) or infer_kind(col), bins=bins, top_k=top_k,
+                                       sample_size=sample_size, rng=rng))
+            if on_feature is not None:
+                on_feature(n)
+        feats = tuple(built)
         pred = None
         if pred_values is not None:
             try:
