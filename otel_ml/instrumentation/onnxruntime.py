@@ -225,30 +225,19 @@ def _serve(fn: Callable[..., Any], obj: Any, args: tuple[Any, ...], kwargs: dict
         calls.INSIDE.reset(token)
 
 
-# id(session) -> (weak reference to it, what its calls need): a plain dictionary lookup per call;
-# an entry goes when its session is collected.
-_SESSIONS: dict[int, tuple[weakref.ref[Any], _Session]] = {}
+# What each session's calls need, kept as long as the session lives (calls.ObjectCache).
+_SESSIONS: calls.ObjectCache[_Session] = calls.ObjectCache()
 
 
 def _session(obj: Any) -> _Session | None:
-    kept = _SESSIONS.get(id(obj))
-    if kept is not None and kept[0]() is obj:
-        return kept[1]  # the steady state: one dictionary lookup
+    kept = _SESSIONS.get(obj)
+    if kept is not None:
+        return kept  # the steady state: one dictionary lookup
     made = _resolve(obj)
     if made is None:
         return None
-    key = id(obj)
-    try:
-        _SESSIONS[key] = (weakref.ref(obj, functools.partial(_forget, key)), made)
-    except TypeError:
-        pass  # not weakly referenceable: resolved through the registry on each call
+    _SESSIONS.put(obj, made)  # not kept when obj cannot be weakly referenced: resolved again next call
     return made
-
-
-def _forget(key: int, ref: weakref.ref[Any]) -> None:
-    entry = _SESSIONS.get(key)
-    if entry is not None and entry[0] is ref:
-        del _SESSIONS[key]
 
 
 def _resolve(obj: Any) -> _Session | None:

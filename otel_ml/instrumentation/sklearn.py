@@ -38,7 +38,6 @@ import functools
 import os
 import threading
 import types
-import weakref
 from collections.abc import Callable, Collection
 from typing import Any
 
@@ -162,14 +161,12 @@ def _serve(fn: Callable[..., Any], obj: Any, method: str, args: tuple[Any, ...],
         calls.INSIDE.reset(token)
 
 
-# id(model) -> (weak reference to it, what its calls need): a plain dictionary lookup per call;
-# an entry goes when its model is collected.
-_MODELS: dict[int, tuple[weakref.ref[Any], _Model]] = {}
+# What each model's calls need, kept as long as the model lives (calls.ObjectCache).
+_MODELS: calls.ObjectCache[_Model] = calls.ObjectCache()
 
 
 def _model(obj: Any) -> _Model | None:
-    kept = _MODELS.get(id(obj))
-    found = kept[1] if kept is not None and kept[0]() is obj else None
+    found = _MODELS.get(obj)
     if found is not None:
         if found.classes is not None and getattr(obj, "classes_", None) is not found.classes:
             registered = MODELS.lookup(obj)
@@ -180,18 +177,8 @@ def _model(obj: Any) -> _Model | None:
     if entry is None:
         return None
     model = _Model(entry[0], entry[1], obj)
-    key = id(obj)
-    try:
-        _MODELS[key] = (weakref.ref(obj, functools.partial(_forget, key)), model)
-    except TypeError:
-        pass  # not weakly referenceable: resolved through the registry on each call
+    _MODELS.put(obj, model)  # not kept when obj cannot be weakly referenced: resolved again next call
     return model
-
-
-def _forget(key: int, ref: weakref.ref[Any]) -> None:
-    entry = _MODELS.get(key)
-    if entry is not None and entry[0] is ref:
-        del _MODELS[key]
 
 
 def _monitor(obj: Any) -> Any:

@@ -69,7 +69,6 @@ import importlib
 import math
 import os
 import threading
-import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Collection, Mapping
 from typing import Any
@@ -182,30 +181,20 @@ class _Model:
         self.labels = _labels(identity.classes) if monitor.task == "classification" else None
 
 
-# id(module) -> (weak reference to it, what its calls need); an entry goes with its module.
-_MODELS: dict[int, tuple[weakref.ref[Any], _Model]] = {}
+# What each module's calls need, kept as long as the module lives (calls.ObjectCache).
+_MODELS: calls.ObjectCache[_Model] = calls.ObjectCache()
 
 
 def _model(obj: Any) -> _Model | None:
-    kept = _MODELS.get(id(obj))
-    if kept is not None and kept[0]() is obj:
-        return kept[1]  # the steady state: one dictionary lookup
+    kept = _MODELS.get(obj)
+    if kept is not None:
+        return kept  # the steady state: one dictionary lookup
     entry = _monitor(obj)
     if entry is None:
         return None
     model = _Model(entry[0], entry[1])
-    key = id(obj)
-    try:
-        _MODELS[key] = (weakref.ref(obj, functools.partial(_forget, key)), model)
-    except TypeError:
-        pass  # not weakly referenceable: resolved through the registry on each call
+    _MODELS.put(obj, model)  # not kept when obj cannot be weakly referenced: resolved again next call
     return model
-
-
-def _forget(key: int, ref: weakref.ref[Any]) -> None:
-    entry = _MODELS.get(key)
-    if entry is not None and entry[0] is ref:
-        del _MODELS[key]
 
 
 def _monitor(obj: Any) -> Any:

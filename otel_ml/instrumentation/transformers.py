@@ -58,7 +58,6 @@ import json
 import os
 import threading
 import types
-import weakref
 from collections.abc import Callable, Collection, Mapping
 from contextvars import ContextVar
 from typing import Any
@@ -433,15 +432,15 @@ class _Model:
         self.request_model = request_model
 
 
-# id(object) -> (weak reference to it, what its calls need); an entry goes with its object.
-_MODELS: dict[int, tuple[weakref.ref[Any], _Model]] = {}
+# What each object's calls need, kept as long as the object lives (calls.ObjectCache).
+_MODELS: calls.ObjectCache[_Model] = calls.ObjectCache()
 
 
 def _model(obj: Any, pipe: Any) -> _Model | None:
     """The model of a generate call (``pipe`` None) or of the pipeline ``pipe``."""
-    kept = _MODELS.get(id(obj))
-    if kept is not None and kept[0]() is obj:
-        return kept[1]
+    kept = _MODELS.get(obj)
+    if kept is not None:
+        return kept
     try:
         hf_model = pipe.model if pipe is not None else obj
         task = _pipeline_task(pipe) if pipe is not None else "generation"
@@ -458,18 +457,8 @@ def _model(obj: Any, pipe: Any) -> _Model | None:
     except Exception as exc:
         selftelemetry.dropped("auto_identity_error", "metrics", detail=exc)
         return None
-    key = id(obj)
-    try:
-        _MODELS[key] = (weakref.ref(obj, functools.partial(_forget, key)), model)
-    except TypeError:
-        pass
+    _MODELS.put(obj, model)  # not kept when obj cannot be weakly referenced: resolved again next call
     return model
-
-
-def _forget(key: int, ref: weakref.ref[Any]) -> None:
-    entry = _MODELS.get(key)
-    if entry is not None and entry[0] is ref:
-        del _MODELS[key]
 
 
 def _pipeline_task(pipe: Any) -> str:

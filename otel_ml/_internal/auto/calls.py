@@ -8,12 +8,15 @@ each have their own).
 
 from __future__ import annotations
 
+import functools
+import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 INSIDE: ContextVar[bool] = ContextVar("otel_ml_inside_model_call", default=False)
+T = TypeVar("T")
 IDS: ContextVar[Sequence[Any] | None] = ContextVar("otel_ml_prediction_ids", default=None)
 
 
@@ -26,3 +29,36 @@ def prediction_ids(ids: Sequence[Any] | Any) -> Iterator[None]:
         yield
     finally:
         IDS.reset(token)
+
+
+class ObjectCache(Generic[T]):
+    """What an instrumented object's calls need, found with one dictionary lookup per call.
+
+    Keyed by ``id(obj)`` with a weak reference beside the value: the entry goes when its object is
+    collected, and a new object that reuses the id is not mistaken for the old one. Objects that
+    cannot be weakly referenced are not kept (their callers resolve them again each call).
+    """
+
+    __slots__ = ("_items",)
+
+    def __init__(self) -> None:
+        self._items: dict[int, tuple[weakref.ref[Any], T]] = {}
+
+    def get(self, obj: Any) -> T | None:
+        kept = self._items.get(id(obj))
+        return kept[1] if kept is not None and kept[0]() is obj else None
+
+    def put(self, obj: Any, value: T) -> None:
+        key = id(obj)
+        try:
+            self._items[key] = (weakref.ref(obj, functools.partial(self._forget, key)), value)
+        except TypeError:
+            pass
+
+    def _forget(self, key: int, ref: weakref.ref[Any]) -> None:
+        entry = self._items.get(key)
+        if entry is not None and entry[0] is ref:
+            del self._items[key]
+
+    def clear(self) -> None:
+        self._items.clear()
