@@ -26,7 +26,6 @@ boundaries are chosen per instrument here, e.g. the GenAI semconv advisory bound
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 import weakref
@@ -167,7 +166,7 @@ class MetricSource:
         self._streams: dict[InstrumentSpec, dict[AttrKey, Series]] = {}
         self._callbacks: list[Callable[[MetricSource], None]] = []
         self._selftelemetry = registry or selftelemetry.DEFAULT
-        _SOURCES_FOR_FORK.add(self)
+        forksafe.renew_after_fork(self, "lock")
 
     def series(self, spec: InstrumentSpec, attributes: Attributes) -> Any:
         """The series for ``attributes``, created on first use. Caller holds ``lock``.
@@ -223,21 +222,6 @@ class MetricSource:
                     out.append((spec, points))
         return out
 
-    def _after_fork(self) -> None:
-        # A lock held by another thread at fork time would stay locked forever in the child.
-        self.lock = threading.Lock()
-
-
-_SOURCES_FOR_FORK: weakref.WeakSet[MetricSource] = weakref.WeakSet()
-
-
-def _reinit_after_fork() -> None:
-    for source in list(_SOURCES_FOR_FORK):
-        source._after_fork()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_reinit_after_fork)
 
 
 class Producer:

@@ -34,6 +34,7 @@ class SelfTelemetry:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        forksafe.renew_after_fork(self, "_lock")
         self._counts: dict[tuple[str, str], int] = {}
         self._logged: set[str] = set()
 
@@ -87,17 +88,12 @@ class SelfTelemetry:
             self._counts.clear()
             self._logged.clear()
 
-    def _after_fork(self) -> None:
-        # A lock held by another thread at fork time would stay locked forever in the child.
-        self._lock = threading.Lock()
 
 
 DEFAULT = SelfTelemetry()
 """The process's registry: what a provider without a registry of its own exports."""
 
 _BOUND: weakref.WeakKeyDictionary[object, SelfTelemetry] = weakref.WeakKeyDictionary()
-_ALL: weakref.WeakSet[SelfTelemetry] = weakref.WeakSet()
-_ALL.add(DEFAULT)
 _BOUND_LOCK = threading.Lock()
 forksafe.renew_module_lock_after_fork(__name__, "_BOUND_LOCK")
 
@@ -106,7 +102,6 @@ def bind(provider: object, registry: SelfTelemetry) -> None:
     """Make ``registry`` the one that monitors on ``provider`` count into and that it exports."""
     with _BOUND_LOCK:
         _BOUND[provider] = registry
-        _ALL.add(registry)
 
 
 def for_provider(provider: object | None) -> SelfTelemetry:
@@ -118,18 +113,6 @@ def for_provider(provider: object | None) -> SelfTelemetry:
     except TypeError:  # a provider that cannot be weakly referenced
         return DEFAULT
 
-
-def _reinit_after_fork() -> None:
-    for registry in list(_ALL):
-        registry._after_fork()
-
-
-try:
-    import os
-
-    os.register_at_fork(after_in_child=_reinit_after_fork)
-except AttributeError:  # pragma: no cover - platforms without fork
-    pass
 
 
 # Module-level shortcuts for code that runs outside any model (setup, the log handler, CLIs).

@@ -30,12 +30,10 @@ and reports None, as does a call whose stop failed (its energy up to that moment
 
 from __future__ import annotations
 
-import os
 import threading
-import weakref
 from collections.abc import Callable, Sequence
 
-from otel_ml._internal import selftelemetry
+from otel_ml._internal import forksafe, selftelemetry
 from otel_ml._internal.gpu.nvml import INVALID_VALUE, READ_ERROR, Device, number
 from otel_ml._internal.selftelemetry import SelfTelemetry
 
@@ -79,7 +77,7 @@ class NvmlEnergyMeter:
         self._active = 0
         self._abandoned: list[int] = []
         self.closed = False
-        _LIVE.add(self)
+        forksafe.call_after_fork(self._after_fork)
 
     @property
     def devices(self) -> tuple[int, ...]:
@@ -167,16 +165,3 @@ class NvmlEnergyMeter:
         self._last = {}
         self._abandoned = []
 
-
-_LIVE: weakref.WeakSet[NvmlEnergyMeter] = weakref.WeakSet()
-
-
-def _reinit_after_fork() -> None:
-    for meter in list(_LIVE):
-        meter._after_fork()
-
-
-try:
-    os.register_at_fork(after_in_child=_reinit_after_fork)
-except AttributeError:  # pragma: no cover - platforms without fork
-    pass

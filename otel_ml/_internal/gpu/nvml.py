@@ -183,7 +183,3 @@ class Nvml:
     def invalid(self, device: Device | None, read: str, value: object) -> None:
         index = device.index if device is not None else -1
         self.registry.dropped(INVALID_VALUE, "metrics", detail=f"{read} on device {index}: {value!r}"[:200])
-
-    def after_fork(self) -> None:
-        self._lock = threading.Lock()
-        forksafe.renew_after_fork(self, "_lock")

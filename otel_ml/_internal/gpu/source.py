@@ -15,10 +15,9 @@ import importlib
 import os
 import threading
 import time
-import weakref
 from collections.abc import Callable, Sequence
 
-from otel_ml._internal import names
+from otel_ml._internal import forksafe, names
 from otel_ml._internal.gpu.energy import NvmlEnergyMeter
 from otel_ml._internal.gpu.nvml import ABSENT, UNAVAILABLE, Device, Nvml, count, number, text
 from otel_ml._internal.gpu.sample import DeviceSample, sample
@@ -58,7 +57,7 @@ class GpuSource:
         self._lock = threading.Lock()
         self._cached: list[DeviceSample] = []
         self._cached_at: float | None = None
-        _LIVE.add(self)
+        forksafe.call_after_fork(self._after_fork)
 
     def samples(self) -> list[DeviceSample]:
         """Every device's latest sample (read now unless one younger than ``max_age`` exists)."""
@@ -108,21 +107,7 @@ class GpuSource:
     def _after_fork(self) -> None:
         self._lock = threading.Lock()
         self._cached_at = None
-        self.nvml.after_fork()
 
-
-_LIVE: weakref.WeakSet[GpuSource] = weakref.WeakSet()
-
-
-def _reinit_after_fork() -> None:
-    for source in list(_LIVE):
-        source._after_fork()
-
-
-try:
-    os.register_at_fork(after_in_child=_reinit_after_fork)
-except AttributeError:  # pragma: no cover - platforms without fork
-    pass
 
 
 def _unavailable(registry: SelfTelemetry, why: str, detail: object = None) -> None:
