@@ -33,6 +33,19 @@ def _registered_locks() -> list[threading.Lock]:
     return locks
 
 
+def _exit_status(pid: int, hung: str, timeout: float = 30) -> int:
+    """The child's exit status; the test fails with ``hung`` (child killed) when it does not end in time."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return status
+        time.sleep(0.05)
+    os.kill(pid, 9)
+    os.waitpid(pid, 0)
+    pytest.fail(hung)
+
+
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this platform")
 def test_locks_held_by_another_thread_at_fork_are_renewed_in_the_child() -> None:
     with capture_telemetry() as cap:
@@ -69,17 +82,7 @@ def test_locks_held_by_another_thread_at_fork_are_renewed_in_the_child() -> None
                 os._exit(code)
         release.set()
         thread.join(10)
-        deadline = time.monotonic() + 30
-        status = None
-        while time.monotonic() < deadline:
-            done, status = os.waitpid(pid, os.WNOHANG)
-            if done:
-                break
-            time.sleep(0.05)
-        else:
-            os.kill(pid, 9)
-            os.waitpid(pid, 0)
-            pytest.fail("the forked child hung on a lock held at fork time")
+        status = _exit_status(pid, "the forked child hung on a lock held at fork time")
         assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status
         monitor.close()
 
@@ -120,15 +123,6 @@ def test_a_fork_during_a_collection_waits_for_it_so_the_child_can_collect() -> N
             finally:
                 os._exit(code)
         collector.join(10)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            done, status = os.waitpid(pid, os.WNOHANG)
-            if done:
-                break
-            time.sleep(0.05)
-        else:
-            os.kill(pid, 9)
-            os.waitpid(pid, 0)
-            pytest.fail("the child forked during a collection could not collect")
+        status = _exit_status(pid, "the child forked during a collection could not collect")
         assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status
         monitor.close()

@@ -18,30 +18,18 @@ from opentelemetry.trace import SpanContext, TraceFlags
 import otel_ml.auto
 from otel_ml._internal import env, selftelemetry
 from otel_ml.instrumentation.torch import TorchInstrumentor, state_hash
-from otel_ml.testing import TelemetryCapture, capture_telemetry
+from otel_ml.testing import TelemetryCapture
+from tests.instrumentation.capture import instrumented
 
 torch = pytest.importorskip("torch")
 nn = torch.nn
 
-IDENTITY_ENV = (env.MODEL_NAME, env.MODEL_VERSION, env.MODEL_VARIANT, env.CLASS_NAMES, env.MODEL_MAP,
-                env.REFERENCE_PROFILE)
-
 
 @pytest.fixture
 def cap(monkeypatch: pytest.MonkeyPatch) -> Iterator[TelemetryCapture]:
-    for name in IDENTITY_ENV:
-        monkeypatch.delenv(name, raising=False)
-    with capture_telemetry() as capture:
-        instrumentor = TorchInstrumentor()
-        instrumentor.instrument(tracer_provider=capture.tracer_provider, meter_provider=capture.meter_provider)
-        selftelemetry.DEFAULT.reset()
-        try:
-            yield capture
-        finally:
-            instrumentor.uninstrument()
-    assert selftelemetry.DEFAULT.count(selftelemetry.INTERNAL_ERROR) == 0
-    assert selftelemetry.DEFAULT.count("auto_output_error") == 0
-    assert selftelemetry.DEFAULT.count("auto_identity_error") == 0
+    with instrumented(monkeypatch, TorchInstrumentor(),
+                      none_of=("auto_output_error", "auto_identity_error")) as capture:
+        yield capture
 
 
 @pytest.fixture(scope="module")

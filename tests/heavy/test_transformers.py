@@ -11,10 +11,11 @@ from typing import Any
 import pytest
 
 import otel_ml.auto
-from otel_ml._internal import env, selftelemetry
+from otel_ml._internal import selftelemetry
 from otel_ml.instrumentation.torch import TorchInstrumentor
 from otel_ml.instrumentation.transformers import TransformersInstrumentor, model_hash
-from otel_ml.testing import TelemetryCapture, capture_telemetry
+from otel_ml.testing import TelemetryCapture
+from tests.instrumentation.capture import instrumented
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
@@ -27,22 +28,9 @@ GENAI_ATTRIBUTES = {"ml.model.name", "ml.model.version", "ml.model.task", "gen_a
 
 @pytest.fixture
 def cap(monkeypatch: pytest.MonkeyPatch) -> Iterator[TelemetryCapture]:
-    for name in (env.MODEL_NAME, env.MODEL_VERSION, env.MODEL_VARIANT, env.CLASS_NAMES, env.MODEL_MAP,
-                 env.REFERENCE_PROFILE, env.CAPTURE_CONTENT):
-        monkeypatch.delenv(name, raising=False)
-    with capture_telemetry() as capture:
-        instrumentors = [TorchInstrumentor(), TransformersInstrumentor()]
-        for instrumentor in instrumentors:
-            instrumentor.instrument(tracer_provider=capture.tracer_provider, meter_provider=capture.meter_provider)
-        selftelemetry.DEFAULT.reset()
-        try:
-            yield capture
-        finally:
-            for instrumentor in instrumentors:
-                instrumentor.uninstrument()
-    assert selftelemetry.DEFAULT.count(selftelemetry.INTERNAL_ERROR) == 0
-    assert selftelemetry.DEFAULT.count("auto_output_error") == 0
-    assert selftelemetry.DEFAULT.count("auto_identity_error") == 0
+    with instrumented(monkeypatch, TorchInstrumentor(), TransformersInstrumentor(),
+                      none_of=("auto_output_error", "auto_identity_error")) as capture:
+        yield capture
 
 
 def _gpt2() -> Any:

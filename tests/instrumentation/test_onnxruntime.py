@@ -22,7 +22,8 @@ from otel_ml._internal import env, selftelemetry
 from otel_ml.instrumentation import onnxruntime as onnx_instrumentation
 from otel_ml.instrumentation.onnxruntime import OnnxRuntimeInstrumentor
 from otel_ml.instrumentation.sklearn import SklearnInstrumentor
-from otel_ml.testing import TelemetryCapture, capture_telemetry
+from otel_ml.testing import TelemetryCapture
+from tests.instrumentation.capture import instrumented
 
 # Before any instrumentor ran (collection imports this module first).
 ORIGINAL_RUN = ort.InferenceSession.run
@@ -33,19 +34,8 @@ GRAPH_NAME = "ONNX(LogisticRegression)"  # skl2onnx's graph name: the default na
 
 @pytest.fixture
 def cap(monkeypatch: pytest.MonkeyPatch) -> Iterator[TelemetryCapture]:
-    for name in (env.MODEL_NAME, env.MODEL_VERSION, env.MODEL_VARIANT, env.CLASS_NAMES, env.MODEL_MAP,
-                 env.REFERENCE_PROFILE):
-        monkeypatch.delenv(name, raising=False)
-    with capture_telemetry() as capture:
-        instrumentor = OnnxRuntimeInstrumentor()
-        instrumentor.instrument(tracer_provider=capture.tracer_provider, meter_provider=capture.meter_provider)
-        # The monitors are made by the instrumentor: they count into the default registry.
-        selftelemetry.DEFAULT.reset()
-        try:
-            yield capture
-        finally:
-            instrumentor.uninstrument()
-    assert selftelemetry.DEFAULT.count(selftelemetry.INTERNAL_ERROR) == 0
+    with instrumented(monkeypatch, OnnxRuntimeInstrumentor()) as capture:
+        yield capture
 
 
 @pytest.fixture(scope="module")
