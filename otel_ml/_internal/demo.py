@@ -223,6 +223,7 @@ def run(args: argparse.Namespace) -> int:
                "DRIFT_WINDOW_S": "30", "CANARY_SHARE": "0.1", "DEMO_FAULTS": "1", "OTEL_BSP_SCHEDULE_DELAY": "500"}
     children: list[subprocess.Popen[bytes]] = []
     interrupted = False
+    load_result: dict[str, Any] = {}
     try:
         with svc_log.open("wb") as out:
             svc = subprocess.Popen([python, "-m", "uvicorn", "examples.classifier_service.app:app", "--host",
@@ -243,8 +244,8 @@ def run(args: argparse.Namespace) -> int:
         last = _watch(load, started, args, service)
         if load.returncode not in (0, None):
             raise CLIError(f"examples/load.py exited with {load.returncode}; see {load_log}")
-        time.sleep(min(8.0, args.interval * 2))  # the last export and scrape
-        last = snapshot(time.monotonic() - started, service)
+        load_result = _load_result(load_log)
+        last = _settle(started, service, load_result, args)
     except KeyboardInterrupt:
         interrupted = True
         print("\ninterrupted: stopping the load and the service", flush=True)
@@ -261,8 +262,31 @@ def run(args: argparse.Namespace) -> int:
         if interrupted and started_stack:
             print("==> otel-ml stack down (this demo started it)", flush=True)
             subprocess.run([*otel_ml, "stack", "down"], cwd=root)
-    _summary(last, service, args)
+    _summary(last, service, args, load_result)
     return 0
+
+
+def _load_result(log: Path) -> dict[str, Any]:
+    """The load generator's own count of what it sent (its log's last line), to check Prometheus against."""
+    try:
+        lines = log.read_text(errors="replace").strip().splitlines()
+        result = json.loads(lines[-1]) if lines else {}
+    except (OSError, ValueError):
+        return {}
+    return result if isinstance(result, dict) else {}
+
+
+def _settle(started: float, service: str, load: dict[str, Any], args: argparse.Namespace) -> Snapshot:
+    """Wait for the last export and scrape: until Prometheus counts every inference the load made (each
+    /predict the service did not refuse as malformed), or 20 s."""
+    expected = int(load.get("predictions", 0)) - int(load.get("rejected", 0))
+    deadline = time.monotonic() + 20.0
+    time.sleep(min(4.0, args.interval * 2))
+    snap = snapshot(time.monotonic() - started, service)
+    while expected and snap.requests < expected and time.monotonic() < deadline:
+        time.sleep(1.0)
+        snap = snapshot(time.monotonic() - started, service)
+    return snap
 
 
 def _watch(load: subprocess.Popen[bytes], started: float, args: argparse.Namespace, service: str) -> Snapshot:
@@ -291,10 +315,15 @@ def _watch(load: subprocess.Popen[bytes], started: float, args: argparse.Namespa
     return snap
 
 
-def _summary(snap: Snapshot, service: str, args: argparse.Namespace) -> None:
+def _summary(snap: Snapshot, service: str, args: argparse.Namespace, load: dict[str, Any]) -> None:
     print(render_plain(snap, args.seconds))
+    if load:
+        made = int(load.get("predictions", 0)) - int(load.get("rejected", 0))
+        print(f"The load sent {load.get('predictions')} predictions at {load.get('rps')}/s "
+              f"({load.get('rejected')} refused as malformed); Prometheus counts {snap.requests} of the {made} "
+              "inferences made.")
     slow = _slowest_exemplar(service)
-    result = {"service": service, "inferences": snap.requests, "series": snap.series,
+    result = {"service": service, "inferences": snap.requests, "series": snap.series, "load": load,
               "versions": snap.versions, "firing": snap.firing, "in_alertmanager": snap.delivered,
               "slowest_trace": slow[1] if slow else None}
     print("\nWhere to look:")
