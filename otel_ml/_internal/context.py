@@ -12,6 +12,7 @@ import random
 import time
 import weakref
 from collections.abc import Callable, Mapping
+from typing import Any
 
 from opentelemetry import metrics as otel_metrics
 from opentelemetry import trace
@@ -43,6 +44,7 @@ class ModelContext:
         clock: Callable[[], float],
         capture_content: bool,
         prediction_log_sample_rate: float,
+        redact: Callable[[str, Any], Any] | None = None,
     ) -> None:
         self.name = name
         self.version = version
@@ -60,6 +62,7 @@ class ModelContext:
         self.selftelemetry = registry
         self.clock = clock
         self.capture_content = capture_content
+        self.redact = redact
         self.prediction_log_sample_rate = prediction_log_sample_rate
         self.random = random.Random()
         self.source = MetricSource(registry=registry)

@@ -65,7 +65,12 @@ class ModelMonitor:
         quality_window_by: ``"label_time"`` (default: outcomes count when their label arrives) or
             ``"prediction_time"`` (when the prediction was made).
         capture_content: let raw features / outputs into prediction logs (default: off, or env
-            ``OTEL_ML_CAPTURE_CONTENT``).
+            ``OTEL_ML_CAPTURE_CONTENT``). Captured records carry ``otel_ml.content.captured=true``,
+            which is what lets them through the collector's content redaction (collector/config.yaml).
+        redact: with ``capture_content``, called as ``redact(kind, value)`` (``kind`` is
+            ``"features"`` or ``"output"``) before the content leaves the process; what it returns
+            is recorded (``None``: nothing). If it raises, the content is left out and counted
+            (``redact_error``): a failing redactor never lets raw content through.
         prediction_log_sample_rate: fraction of ``log_prediction`` calls that emit a record.
         clock: seconds, driving every drift and quality window and the outcome TTL (default
             ``time.monotonic``); pass one to replay historical traffic deterministically.
@@ -94,6 +99,7 @@ class ModelMonitor:
         quality_window_s: float = 3600.0,
         quality_window_by: WindowBy = "label_time",
         capture_content: bool | None = None,
+        redact: Callable[[str, Any], Any] | None = None,
         prediction_log_sample_rate: float = 1.0,
         clock: Callable[[], float] | None = None,
         tracer_provider: trace.TracerProvider | None = None,
@@ -122,6 +128,8 @@ class ModelMonitor:
             raise ValueError(f"quality_window_by must be 'label_time' or 'prediction_time', got {quality_window_by!r}")
         if capture_content is not None and not isinstance(capture_content, bool):
             raise TypeError(f"capture_content must be a bool or None, got {type(capture_content).__name__}")
+        if redact is not None and not callable(redact):
+            raise TypeError(f"redact must be a callable(kind, value) or None, got {type(redact).__name__}")
         if clock is not None and not callable(clock):
             raise TypeError(f"clock must be a callable returning seconds, got {type(clock).__name__}")
         if drift_policy is not None and reference is None:
@@ -146,7 +154,7 @@ class ModelMonitor:
             tracer_provider=tracer_provider, meter_provider=meter_provider, registry=registry,
             clock=self._clock,
             capture_content=env.flag(env.CAPTURE_CONTENT) if capture_content is None else capture_content,
-            prediction_log_sample_rate=float(prediction_log_sample_rate),
+            prediction_log_sample_rate=float(prediction_log_sample_rate), redact=redact,
         )
         self._metrics = InferenceMetrics(self._ctx, bounds)
         self._drift: DriftTracker | None = make_drift(self._clock, registry) if make_drift is not None else None

@@ -18,6 +18,8 @@ from otel_ml._internal.labels import label_of
 
 _logger = logging.getLogger("otel_ml.predictions")
 _MAX_CONTENT = 4096
+CAPTURED = "otel_ml.content.captured"
+"""Set on records that carry opted-in content; collector/config.yaml's content redaction skips them."""
 
 
 def log_prediction(ctx: ModelContext, *, prediction: Any, confidence: float | None, prediction_id: Any,
@@ -41,18 +43,35 @@ def log_prediction(ctx: ModelContext, *, prediction: Any, confidence: float | No
                 extra[key] = value
         if features is not None:
             if ctx.capture_content:
-                extra["ml.features"] = repr(features)[:_MAX_CONTENT]
+                captured |= _capture(ctx, extra, "features", "ml.features", features)
             else:
                 extra["ml.features.count"] = size_of(features)
         if output is not None:
             if ctx.capture_content:
-                extra["ml.output"] = repr(output)[:_MAX_CONTENT]
+                captured |= _capture(ctx, extra, "output", "ml.output", output)
             else:
                 extra["ml.output.size"] = size_of(output)
         extra["otel.event.name"] = "ml.prediction"
+        if captured:
+            # The user opted in: the collector's content redaction lets records marked so through.
+            extra[CAPTURED] = True
         _logger.log(level, "prediction %s", extra.get(names.PREDICTION_CLASS, ""), extra=extra)
     except Exception as exc:
-        ctx.selftelemetry.dropped("prediction_log_error", "logs", detail=exc)
+        ctx.selftelemetry.guard(exc, "logs", "prediction_log_error")
+
+
+def _capture(ctx: ModelContext, extra: dict[str, Any], kind: str, key: str, value: Any) -> bool:
+    """Put ``value`` (through the user's redactor, if any) under ``key``; True when something was put."""
+    if ctx.redact is not None:
+        try:
+            value = ctx.redact(kind, value)
+        except Exception as exc:  # fail closed: a broken redactor never lets raw content through
+            ctx.selftelemetry.dropped("redact_error", "logs", detail=exc)
+            return False
+        if value is None:
+            return False
+    extra[key] = (value if isinstance(value, str) else repr(value))[:_MAX_CONTENT]
+    return True
 
 
 def size_of(value: Any) -> int:

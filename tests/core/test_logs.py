@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 
+import pytest
+
 from otel_ml.testing import TelemetryCapture
 
 log = logging.getLogger("service")
@@ -60,3 +62,43 @@ def test_prediction_log_content_opt_in_and_sampling(cap: TelemetryCapture) -> No
     (p2,) = [a for a in attrs if a.get("ml.prediction.id") == "p2"]
     assert "'amount': 10" in p2["ml.features"]
     assert not [a for a in attrs if a.get("ml.model.version") == "4"]
+
+
+def test_redact_hook_sees_opted_in_content_and_fails_closed(cap: TelemetryCapture) -> None:
+    """With capture_content, ``redact(kind, value)`` decides what leaves; a record that carries content
+    is marked for the collector; a raising hook leaves the content out and is counted."""
+    logging.getLogger("otel_ml.predictions").setLevel(logging.INFO)
+    seen: list[tuple[str, object]] = []
+
+    def redact(kind: str, value: object) -> object:
+        seen.append((kind, value))
+        if kind == "output":
+            return None  # outputs never leave
+        assert isinstance(value, dict)
+        return {k: v for k, v in value.items() if k != "card"}
+
+    opted = cap.monitor("fraud", version="3", capture_content=True, redact=redact)
+    opted.log_prediction(prediction="ok", prediction_id="r1", features={"card": "4111-1111", "amount": 10},
+                         output="approve")
+
+    def broken(kind: str, value: object) -> object:
+        raise RuntimeError("redactor bug")
+
+    failing = cap.monitor("fraud", version="5", capture_content=True, redact=broken)
+    failing.log_prediction(prediction="ok", prediction_id="r2", features={"card": "4111-1111"})
+    plain = cap.monitor("fraud", version="6")
+    plain.log_prediction(prediction="ok", prediction_id="r3", features={"card": "4111-1111"})
+
+    attrs = {a.get("ml.prediction.id"): a for a in (dict(r.log_record.attributes or {}) for r in cap.logs())}
+    assert seen == [("features", {"card": "4111-1111", "amount": 10}), ("output", "approve")]
+    assert attrs["r1"]["ml.features"] == "{'amount': 10}"
+    assert "ml.output" not in attrs["r1"]
+    assert attrs["r1"]["otel_ml.content.captured"] is True
+    assert "4111" not in repr(attrs["r2"]) and "otel_ml.content.captured" not in attrs["r2"]
+    assert "otel_ml.content.captured" not in attrs["r3"]
+    assert cap.dropped("redact_error", "logs") == 1
+
+
+def test_redact_must_be_callable(cap: TelemetryCapture) -> None:
+    with pytest.raises(TypeError, match="redact"):
+        cap.monitor("fraud", version="7", capture_content=True, redact="mask")  # type: ignore[arg-type]
