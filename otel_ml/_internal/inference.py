@@ -19,6 +19,7 @@ from opentelemetry import trace
 
 from otel_ml._internal import energy, instruments, names, selftelemetry, spans
 from otel_ml._internal.context import ModelContext
+from otel_ml._internal.labels import BoundedValues
 from otel_ml._internal.logs import CURRENT_MODEL, READERS
 from otel_ml._internal.producer import HistogramSeries
 
@@ -26,7 +27,6 @@ if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
 
-_MAX_ERROR_TYPES = 20
 _MAX_ID_LEN = 128
 
 Outputs = str | Callable[[Any], Mapping[str, Any]] | None
@@ -67,8 +67,9 @@ class Feeds:
 class InferenceMetrics:
     """The hot-path series of one model, resolved once; updated under the source's one lock."""
 
-    __slots__ = ("_base", "_by_method", "_class_series", "_duration_err", "_duration_spec", "_registry", "_source",
-                 "batch", "classes", "confidence", "confidence_bounds", "duration_ok", "value", "value_bounds")
+    __slots__ = ("_base", "_by_method", "_class_series", "_duration_err", "_duration_spec", "_error_types",
+                 "_methods", "_registry", "_source", "batch", "classes", "confidence", "confidence_bounds",
+                 "duration_ok", "value", "value_bounds")
 
     def __init__(self, ctx: ModelContext, duration_buckets: tuple[float, ...]) -> None:
         self._source = ctx.source
@@ -86,6 +87,9 @@ class InferenceMetrics:
         self._duration_err: dict[str, HistogramSeries] = {}
         self._class_series: dict[str, Any] = {}
         self.classes = ctx.classes
+        self._methods = BoundedValues(names.MAX_METHODS, "method_cardinality_cap", self._registry)
+        self._error_types = BoundedValues(names.MAX_ERROR_TYPES, "error_type_cardinality_cap", self._registry,
+                                          overflow=names.ERROR_TYPE_OVERFLOW)
 
     def record(self, inf: Inference, duration: float, error_type: str | None, trace_id: int,
                span_id: int) -> None:
@@ -124,9 +128,14 @@ class InferenceMetrics:
         key = (method, error_type)
         series = self._by_method.get(key)
         if series is None:
-            if len(self._by_method) >= 4 * _MAX_ERROR_TYPES:
-                self._registry.dropped("method_cardinality_cap", "metrics", detail=method)
-                return self.duration_ok if error_type is None else self._error_series(error_type)
+            # (methods + 1) x (error types + 1) series at most: both attributes are capped.
+            method = self._methods.get(method)
+            if error_type is not None:
+                error_type = self._error_types.get(error_type)
+            key = (method, error_type)
+            series = self._by_method.get(key)
+            if series is not None:
+                return series
             attrs = {**self._base, names.MODEL_METHOD: method}
             if error_type is not None:
                 attrs[names.ERROR_TYPE] = error_type
@@ -140,10 +149,8 @@ class InferenceMetrics:
     def _error_series(self, error_type: str) -> HistogramSeries:
         series = self._duration_err.get(error_type)
         if series is None:
-            if len(self._duration_err) >= _MAX_ERROR_TYPES:
-                self._registry.dropped("error_type_cardinality_cap", "metrics", detail=error_type)
-                error_type = "_OTHER"  # the semantic conventions' fallback value for error.type
-                series = self._duration_err.get(error_type)
+            error_type = self._error_types.get(error_type)  # past the cap: "_OTHER", counted
+            series = self._duration_err.get(error_type)
             if series is None:
                 series = self._source.series(self._duration_spec, {**self._base, names.ERROR_TYPE: error_type})
                 self._duration_err[error_type] = series

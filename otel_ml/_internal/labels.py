@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import threading
+import weakref
 from typing import Any
 
 from otel_ml._internal import forksafe, names, selftelemetry
@@ -90,3 +91,87 @@ class BoundedLabels:
                 except TypeError:
                     pass
         return label, reason
+
+
+class BoundedValues:
+    """The first ``limit`` distinct values of one metric attribute pass; later ones become ``overflow``.
+
+    Every value mapped to ``overflow`` is counted in ``otel_ml.dropped`` with reason ``reason``
+    (``<attribute>_cardinality_cap``) and logged once. Memory: at most ``limit`` strings. Values
+    are truncated to ``max_len`` characters first.
+    """
+
+    __slots__ = ("__weakref__", "_kept", "_lock", "_registry", "limit", "max_len", "overflow", "reason")
+
+    def __init__(self, limit: int, reason: str, registry: selftelemetry.SelfTelemetry | None = None,
+                 overflow: str = names.OVERFLOW_VALUE, max_len: int = 128) -> None:
+        self.limit = limit
+        self.reason = reason
+        self.overflow = overflow
+        self.max_len = max_len
+        self._registry = registry or selftelemetry.DEFAULT
+        self._kept: set[str] = set()
+        self._lock = threading.Lock()
+        forksafe.renew_after_fork(self, "_lock")
+
+    def get(self, raw: Any) -> str:
+        value: str = raw if type(raw) is str else str(raw)
+        if value in self._kept:  # the hot path: a value seen before, no lock
+            return value
+        value = value[:self.max_len]
+        with self._lock:
+            if value in self._kept:
+                return value
+            if len(self._kept) < self.limit:
+                self._kept.add(value)
+                return value
+        self._registry.dropped(self.reason, "metrics", detail=value)
+        return self.overflow
+
+
+class IdentityCaps:
+    """Caps on the model identity attributes of the monitors counting into one registry.
+
+    ``ml.model.name``: :data:`names.MAX_MODEL_NAMES` per registry; ``ml.model.version`` and
+    ``ml.model.variant``: :data:`names.MAX_MODEL_VERSIONS` / :data:`names.MAX_MODEL_VARIANTS` per
+    model name. A monitor past a cap keeps its real identity on spans and logs, but its metrics
+    carry ``other`` and merge with every other overflowing monitor of that model into one series.
+    """
+
+    def __init__(self, registry: selftelemetry.SelfTelemetry) -> None:
+        self._registry = registry
+        self._names = BoundedValues(names.MAX_MODEL_NAMES, "model_name_cardinality_cap", registry)
+        self._versions: dict[str, BoundedValues] = {}
+        self._variants: dict[str, BoundedValues] = {}
+        self._lock = threading.Lock()
+        forksafe.renew_after_fork(self, "_lock")
+
+    def attributes(self, name: str, version: str, variant: str | None) -> dict[str, str]:
+        """The metric attributes of a monitor ``(name, version, variant)``, capped."""
+        capped_name = self._names.get(name)
+        with self._lock:
+            versions = self._versions.get(capped_name)
+            if versions is None:  # at most MAX_MODEL_NAMES + 1 keys
+                versions = self._versions[capped_name] = BoundedValues(
+                    names.MAX_MODEL_VERSIONS, "model_version_cardinality_cap", self._registry)
+                self._variants[capped_name] = BoundedValues(
+                    names.MAX_MODEL_VARIANTS, "model_variant_cardinality_cap", self._registry)
+            variants = self._variants[capped_name]
+        attrs = {names.MODEL_NAME: capped_name, names.MODEL_VERSION: versions.get(version)}
+        if variant:
+            attrs[names.MODEL_VARIANT] = variants.get(variant)
+        return attrs
+
+
+_IDENTITY: weakref.WeakKeyDictionary[selftelemetry.SelfTelemetry, IdentityCaps] = weakref.WeakKeyDictionary()
+_IDENTITY_LOCK = threading.Lock()
+forksafe.renew_module_lock_after_fork(__name__, "_IDENTITY_LOCK")
+
+
+def identity_caps(registry: selftelemetry.SelfTelemetry) -> IdentityCaps:
+    """The identity caps of ``registry`` (one per registry, so two test captures never share caps)."""
+    with _IDENTITY_LOCK:
+        caps = _IDENTITY.get(registry)
+        if caps is None:
+            caps = _IDENTITY[registry] = IdentityCaps(registry)
+        return caps

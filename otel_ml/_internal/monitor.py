@@ -26,7 +26,7 @@ from otel_ml._internal import env, forksafe, instruments, observe, prediction_lo
 from otel_ml._internal.context import ModelContext
 from otel_ml._internal.genai import Generation, wrap_stream
 from otel_ml._internal.inference import Feeds, Inference, InferenceMetrics, OutcomeSink, Outputs
-from otel_ml._internal.labels import BoundedLabels, label_of
+from otel_ml._internal.labels import BoundedLabels, identity_caps, label_of
 from otel_ml._internal.wiring import ModelLink
 
 if TYPE_CHECKING:
@@ -156,6 +156,9 @@ class ModelMonitor:
             capture_content=env.flag(env.CAPTURE_CONTENT) if capture_content is None else capture_content,
             prediction_log_sample_rate=float(prediction_log_sample_rate), redact=redact,
         )
+        # Metrics carry the capped identity (spans and logs keep the real one): a process that makes a
+        # monitor per version or variant value exports at most the caps' series (names.py).
+        self._ctx.attributes = identity_caps(registry).attributes(name, str(version), variant)
         self._metrics = InferenceMetrics(self._ctx, bounds)
         self._drift: DriftTracker | None = make_drift(self._clock, registry) if make_drift is not None else None
         self.positive_class = positive_class

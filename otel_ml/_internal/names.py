@@ -101,5 +101,30 @@ DROPPED: Final = "otel_ml.dropped"  # {item}, counter; otel_ml_dropped_total
 REASON: Final = "otel_ml.reason"
 SIGNAL: Final = "otel_ml.signal"
 
+# --- cardinality caps -------------------------------------------------------------------
+# Every metric attribute whose values can come from data or from the caller has one cap. Past
+# it, values become OVERFLOW_VALUE (error.type: the semantic conventions' "_OTHER" fallback),
+# counted in otel_ml.dropped with reason "<attribute>_cardinality_cap" and logged once.
+#
+#   ml.model.name        MAX_MODEL_NAMES per meter provider      model_name_cardinality_cap
+#   ml.model.version     MAX_MODEL_VERSIONS per model name       model_version_cardinality_cap
+#   ml.model.variant     MAX_MODEL_VARIANTS per model name       model_variant_cardinality_cap
+#   ml.prediction.class  max_classes per monitor (default 50)    label_cardinality_cap / unknown_class
+#   ml.outcome.class     max_classes per monitor (default 64)    (shares ``other``)
+#   ml.model.method      MAX_METHODS per monitor                 method_cardinality_cap
+#   error.type           MAX_ERROR_TYPES per monitor             error_type_cardinality_cap
+#   otel_ml.reason       64 per registry (code-defined set)      (shares ``other``)
+#   ml.feature.name / ml.feature.bin: fixed by the reference profile (categories capped there).
+#   Backstop: MAX_SERIES_PER_INSTRUMENT attribute sets per instrument per monitor; past it
+#   the SDK's convention, one series marked ``otel.metric.overflow=true`` (reason cardinality_cap).
+MAX_MODEL_NAMES: Final = 100
+MAX_MODEL_VERSIONS: Final = 20
+MAX_MODEL_VARIANTS: Final = 20
+MAX_METHODS: Final = 20
+MAX_ERROR_TYPES: Final = 20
+MAX_SERIES_PER_INSTRUMENT: Final = 2000
+
 # Label value that absorbs everything past a cardinality cap.
 OVERFLOW_VALUE: Final = "other"
+# error.type's overflow value: the semantic conventions' fallback for an unknown error.
+ERROR_TYPE_OVERFLOW: Final = "_OTHER"

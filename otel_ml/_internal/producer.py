@@ -158,7 +158,7 @@ class MetricSource:
     updates all its series inside, instead of one lock per instrument call.
     """
 
-    def __init__(self, max_series_per_instrument: int = 2000,
+    def __init__(self, max_series_per_instrument: int = names.MAX_SERIES_PER_INSTRUMENT,
                  registry: selftelemetry.SelfTelemetry | None = None) -> None:
         self.lock = threading.Lock()
         self.start_time_ns = time.time_ns()
