@@ -23,6 +23,14 @@ GPU: Final = "OTEL_ML_GPU"
 GPU_ENERGY: Final = "OTEL_ML_GPU_ENERGY"
 """``false``: GPU monitoring leaves energy per inference off (default on; ``otel_ml.gpu.enable(energy=)``)."""
 
+EXPORT_BUFFER_SPANS: Final = "OTEL_ML_EXPORT_BUFFER_SPANS"
+"""Spans ``configure()`` holds in memory while the OTLP endpoint is down, re-sent oldest first when it
+answers again (default ``30000``: about 2 minutes at 250 spans/s; ``0``: no buffer, the SDK's own
+behaviour). Beyond it the oldest are dropped and counted in ``otel_ml.dropped``."""
+
+EXPORT_BUFFER_LOGS: Final = "OTEL_ML_EXPORT_BUFFER_LOGS"
+"""The same for log records (default ``30000``; ``0``: no buffer)."""
+
 # --- zero-code instrumentation (``opentelemetry-instrument`` with otel_ml's instrumentors) ----
 MODEL_NAME: Final = "OTEL_ML_MODEL_NAME"
 """The model's name (``ml.model.name``) when the process serves one; several: use MODEL_MAP."""

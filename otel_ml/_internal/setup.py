@@ -7,6 +7,12 @@ The standard ``OTEL_*`` variables apply as they do for the OpenTelemetry SDK its
 ``OTEL_ML_EXPORTER`` = ``otlp`` (default), ``console`` (print to stdout) or ``none``.
 ``OTEL_ML_GPU=true`` (or ``gpu=True``) adds GPU metrics and energy per inference (``otel_ml.gpu``).
 
+A collector that is down for a while (a restart, a deploy) loses no spans or log records: the OTLP
+span and log exporters keep failed batches in a bounded buffer (``OTEL_ML_EXPORT_BUFFER_SPANS`` /
+``_LOGS``, 30 000 items each by default) and re-send them once it answers; what the bound forces out
+is counted in ``otel_ml.dropped`` (see :mod:`otel_ml._internal.export_buffer`). Metrics need no
+buffer: their cumulative sums catch up on the first export after the outage.
+
 When a provider of a signal is already installed (``opentelemetry-instrument``, the user's own
 setup) it is reused, never replaced: otel_ml then only adds what it needs on top (its metric
 producer, its logging filter). Monitors created before ``configure()`` are attached to the
@@ -28,15 +34,22 @@ from typing import Any
 from opentelemetry import metrics, trace
 from opentelemetry._logs import get_logger_provider, set_logger_provider
 from opentelemetry.sdk._logs import LoggerProvider
-from opentelemetry.sdk._logs.export import BatchLogRecordProcessor, ConsoleLogRecordExporter, LogRecordExporter
+from opentelemetry.sdk._logs.export import ConsoleLogRecordExporter, LogRecordExporter
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import ConsoleMetricExporter, MetricReader, PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
+from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SpanExporter
 from opentelemetry.sdk.trace.sampling import Sampler
 
 from otel_ml._internal import env, forksafe, selftelemetry, wiring
+from otel_ml._internal.export_buffer import (
+    BufferedLogExporter,
+    BufferedSpanExporter,
+    CountingBatchLogRecordProcessor,
+    CountingBatchSpanProcessor,
+    capacity_from_env,
+)
 from otel_ml._internal.logs import add_model_attributes, is_otel_handler, make_handler
 from otel_ml._internal.producer import producer_for
 
@@ -146,7 +159,7 @@ def configure(
             if console:
                 exporters.append(ConsoleSpanExporter())
             for exporter in exporters:
-                tracer_provider.add_span_processor(BatchSpanProcessor(exporter))
+                tracer_provider.add_span_processor(CountingBatchSpanProcessor(exporter))
             created["traces"] = True
             if set_global:
                 trace.set_tracer_provider(tracer_provider)
@@ -182,7 +195,7 @@ def configure(
             if console:
                 log_exps.append(ConsoleLogRecordExporter())
             for log_exporter in log_exps:
-                logger_provider.add_log_record_processor(BatchLogRecordProcessor(log_exporter))
+                logger_provider.add_log_record_processor(CountingBatchLogRecordProcessor(log_exporter))
             created["logs"] = True
             if set_global:
                 set_logger_provider(logger_provider)
@@ -265,13 +278,18 @@ def _resource(name: str | None, version: str | None, environment: str | None,
 
 
 def _span_exporter(protocol: str, endpoint: str | None, headers: Mapping[str, str] | None) -> SpanExporter:
+    exporter: SpanExporter
     if protocol == "grpc":
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as Grpc
 
-        return Grpc(endpoint=endpoint, headers=dict(headers) if headers else None)
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as Http
+        exporter = Grpc(endpoint=endpoint, headers=dict(headers) if headers else None)
+    else:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as Http
 
-    return Http(endpoint=_http(endpoint, "traces"), headers=dict(headers) if headers else None)
+        exporter = Http(endpoint=_http(endpoint, "traces"), headers=dict(headers) if headers else None)
+    # A collector restart must not lose spans silently: hold failed batches (bounded) and re-send.
+    capacity = capacity_from_env(env.EXPORT_BUFFER_SPANS)
+    return BufferedSpanExporter(exporter, capacity) if capacity else exporter
 
 
 def _metric_exporter(protocol: str, endpoint: str | None, headers: Mapping[str, str] | None) -> Any:
@@ -285,13 +303,17 @@ def _metric_exporter(protocol: str, endpoint: str | None, headers: Mapping[str, 
 
 
 def _log_exporter(protocol: str, endpoint: str | None, headers: Mapping[str, str] | None) -> LogRecordExporter:
+    exporter: LogRecordExporter
     if protocol == "grpc":
         from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter as Grpc
 
-        return Grpc(endpoint=endpoint, headers=dict(headers) if headers else None)
-    from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter as Http
+        exporter = Grpc(endpoint=endpoint, headers=dict(headers) if headers else None)
+    else:
+        from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter as Http
 
-    return Http(endpoint=_http(endpoint, "logs"), headers=dict(headers) if headers else None)
+        exporter = Http(endpoint=_http(endpoint, "logs"), headers=dict(headers) if headers else None)
+    capacity = capacity_from_env(env.EXPORT_BUFFER_LOGS)
+    return BufferedLogExporter(exporter, capacity) if capacity else exporter
 
 
 def _http(endpoint: str | None, signal: str) -> str | None:
