@@ -172,7 +172,11 @@ def build_collector(paths: StackPaths, go: str, go_version: str, report: Report)
     # ocb refuses to create more than the last path element of dist.output_path.
     (paths.build / "collector").mkdir(parents=True, exist_ok=True)
     _run([str(builder), f"--config={manifest}"], log, paths.root)
-    shutil.copy2(paths.build / "collector" / "otelcol-otel-ml", binary)
+    # Copy beside, then rename over: a running collector keeps its (old) file, and writing into
+    # the busy executable in place would fail with ETXTBSY ("Text file busy").
+    staged = binary.with_name(binary.name + ".new")
+    shutil.copy2(paths.build / "collector" / "otelcol-otel-ml", staged)
+    os.replace(staged, binary)
     _write_stamp(binary, key)
     return True
 
