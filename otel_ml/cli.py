@@ -8,6 +8,7 @@ Subcommands::
     otel-ml bench drift [--json]     drift throughput, latency, memory, label retention, vs Evidently
     otel-ml bench outcomes [--json]  memory per prediction waiting for its label, join throughput
     otel-ml bench gpu [--json]       cost of the NVML energy meter per call (NVML faked)
+    otel-ml bench load [--json]      example service under HTTP load: throughput, p99, RSS, with vs without
     otel-ml test-alert               send a synthetic alert through Alertmanager; which receivers got it
     otel-ml explain ID               one prediction's span tree, logs, model, drift and quality then
     otel-ml report -o R.html ...     self-contained HTML drift and quality report (profile + data, or Prometheus)
@@ -31,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     from otel_ml._internal import compare, demo, explain, report
     from otel_ml._internal.bench import drift as bench_drift
     from otel_ml._internal.bench import gpu as bench_gpu
+    from otel_ml._internal.bench import load as bench_load
     from otel_ml._internal.bench import outcomes as bench_outcomes
     from otel_ml._internal.bench import overhead as bench_overhead
     from otel_ml._internal.drift import cli as profile_cli
@@ -46,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench_drift.register(bench_sub)
     bench_outcomes.register(bench_sub)
     bench_gpu.register(bench_sub)
+    bench_load.register(bench_sub)
     profile_cli.register(sub)
     test_alert.register(sub)
     explain.register(sub)

@@ -31,3 +31,27 @@ def test_bench_drift_reports_row_ratio_sample_and_label_retention() -> None:
     assert isinstance(outcomes, dict)
     assert outcomes["pending"] == 20000 and outcomes["mb_per_million_pending"] > 0
     assert outcomes["baseline_mb_per_million"] > 0
+
+
+def test_bench_load_reports_both_services_and_rss() -> None:
+    """bench load drives the example service and its bare twin and reports throughput, p99 and RSS per 10 %."""
+    r = _bench("load", "--requests", "2000", "--concurrency", "4", "--warmup", "100")
+    assert r["requests"] == 2000
+    for kind in ("with", "without"):
+        side = r[kind]
+        assert isinstance(side, dict)
+        assert side["errors"] == 0, kind
+        assert side["rps"] > 0 and side["p99_ms"] >= side["p50_ms"] > 0, kind
+        assert side["rss_mb_start"] > 0 and side["rss_mb_after_warmup"] > 0, kind
+        # RSS after the warm-up, then after every 10 % of the requests.
+        assert [n for n, _ in side["rss_mb_progress"]] == [0, *range(200, 2001, 200)], kind
+    for key in ("throughput_ratio", "p50_ratio", "p99_ratio"):
+        ratio = r[key]
+        assert isinstance(ratio, float) and ratio > 0, key
+
+
+def test_bench_load_bad_arguments_exit_2() -> None:
+    out = subprocess.run([sys.executable, "-m", "otel_ml.cli", "bench", "load", "--requests", "5"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2
+    assert "--requests must be at least 100" in out.stderr
