@@ -283,3 +283,31 @@ def test_configure_wraps_its_otlp_exporters_only() -> None:
     off = run(OTEL_ML_EXPORT_BUFFER_SPANS="0", OTEL_ML_EXPORT_BUFFER_LOGS="0")
     assert off["spans"] == ["InMemorySpanExporter", "OTLPSpanExporter"]
     assert off["logs"] == ["OTLPLogExporter"]
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this platform")
+def test_a_forked_child_starts_with_fresh_locks_and_an_empty_buffer() -> None:
+    """A fork while another thread is mid-export (send lock held) does not hang the child's exports,
+    and the child does not re-send the parent's buffered batches (they are the parent's)."""
+    inner, exporter, _ = _make(capacity=1000)
+    inner.up = False
+    exporter.export([1, 2, 3])  # type: ignore[list-item]
+    exporter.buffer._send_lock.acquire()  # as if the worker were blocked in an export
+    try:
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child
+            try:
+                inner.up = True
+                exporter.export([4])  # type: ignore[list-item]
+                os.write(write, repr(inner.delivered).encode())
+            finally:
+                os._exit(0)
+        os.close(write)
+        _, status = os.waitpid(pid, 0)
+        child = os.read(read, 1000).decode()
+    finally:
+        exporter.buffer._send_lock.release()
+    assert status == 0
+    assert child == "[4]"
+    assert exporter.buffer.buffered == 3  # the parent still holds its own
