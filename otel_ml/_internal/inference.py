@@ -87,9 +87,19 @@ class InferenceMetrics:
         self._duration_err: dict[str, HistogramSeries] = {}
         self._class_series: dict[str, Any] = {}
         self.classes = ctx.classes
-        self._methods = BoundedValues(names.MAX_METHODS, "method_cardinality_cap", self._registry)
-        self._error_types = BoundedValues(names.MAX_ERROR_TYPES, "error_type_cardinality_cap", self._registry,
-                                          overflow=names.ERROR_TYPE_OVERFLOW)
+        self._methods: BoundedValues | None = None  # both made on first use (monitor creation stays cheap)
+        self._error_types: BoundedValues | None = None
+
+    def _capped_method(self, method: str) -> str:
+        if self._methods is None:
+            self._methods = BoundedValues(names.MAX_METHODS, "method_cardinality_cap", self._registry)
+        return self._methods.get(method)
+
+    def _capped_error_type(self, error_type: str) -> str:
+        if self._error_types is None:
+            self._error_types = BoundedValues(names.MAX_ERROR_TYPES, "error_type_cardinality_cap", self._registry,
+                                              overflow=names.ERROR_TYPE_OVERFLOW)
+        return self._error_types.get(error_type)
 
     def record(self, inf: Inference, duration: float, error_type: str | None, trace_id: int,
                span_id: int) -> None:
@@ -129,9 +139,9 @@ class InferenceMetrics:
         series = self._by_method.get(key)
         if series is None:
             # (methods + 1) x (error types + 1) series at most: both attributes are capped.
-            method = self._methods.get(method)
+            method = self._capped_method(method)
             if error_type is not None:
-                error_type = self._error_types.get(error_type)
+                error_type = self._capped_error_type(error_type)
             key = (method, error_type)
             series = self._by_method.get(key)
             if series is not None:
@@ -149,7 +159,7 @@ class InferenceMetrics:
     def _error_series(self, error_type: str) -> HistogramSeries:
         series = self._duration_err.get(error_type)
         if series is None:
-            error_type = self._error_types.get(error_type)  # past the cap: "_OTHER", counted
+            error_type = self._capped_error_type(error_type)  # past the cap: "_OTHER", counted
             series = self._duration_err.get(error_type)
             if series is None:
                 series = self._source.series(self._duration_spec, {**self._base, names.ERROR_TYPE: error_type})
@@ -200,6 +210,9 @@ class Inference:
     def __init__(self, ctx: ModelContext, metrics: InferenceMetrics, feeds: Feeds, batch_size: Any,
                  features: Any, prediction_id: Any, prediction_ids: Any, method: str | None = None) -> None:
         self._ctx = ctx
+        if method is not None and not isinstance(method, str):
+            ctx.selftelemetry.dropped("invalid_method", "metrics", detail=type(method).__name__)
+            method = None
         self._method = method
         self._metrics = metrics
         self._feeds = feeds
@@ -443,7 +456,7 @@ class Inference:
     def _record_values(self, predictions: Any) -> None:
         if (isinstance(predictions, (int, float)) and not isinstance(predictions, bool)) \
                 or getattr(predictions, "ndim", None) == 0:
-            value = float(predictions)
+            value = _scalar_float(predictions)
             if math.isfinite(value):
                 self._pred_value = value
                 if self._batch_size is None:
@@ -471,7 +484,7 @@ class Inference:
 
     def _record_confidence(self, confidence: Any) -> None:
         if type(confidence) is float or (isinstance(confidence, (int, float)) and not isinstance(confidence, bool)):
-            c = float(confidence)
+            c = _scalar_float(confidence)
             if 0.0 <= c <= 1.0:
                 self._single_conf = c
                 self._conf_raw = c
@@ -498,7 +511,7 @@ class Inference:
 
     def _record_score(self, score: Any) -> None:
         if (isinstance(score, (int, float)) and not isinstance(score, bool)) or getattr(score, "ndim", None) == 0:
-            value = float(score)
+            value = _scalar_float(score)
             if 0.0 <= value <= 1.0:
                 self._score = value
             else:
@@ -573,6 +586,14 @@ def _as_list(values: Any) -> list[Any] | None:
         return list(values)
     except TypeError:
         return None
+
+
+def _scalar_float(value: Any) -> float:
+    """``float(value)``, NaN for what has none (numpy bytes/str/datetime scalars, ints past 1e308)."""
+    try:
+        return float(value)
+    except (TypeError, ValueError, OverflowError):
+        return math.nan
 
 
 def _float_array(values: Any) -> npt.NDArray[np.float64] | None:

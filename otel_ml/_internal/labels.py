@@ -93,6 +93,10 @@ class BoundedLabels:
         return label, reason
 
 
+_VALUES_LOCK = threading.Lock()
+forksafe.renew_module_lock_after_fork(__name__, "_VALUES_LOCK")
+
+
 class BoundedValues:
     """The first ``limit`` distinct values of one metric attribute pass; later ones become ``overflow``.
 
@@ -101,7 +105,7 @@ class BoundedValues:
     are truncated to ``max_len`` characters first.
     """
 
-    __slots__ = ("__weakref__", "_kept", "_lock", "_registry", "limit", "max_len", "overflow", "reason")
+    __slots__ = ("_kept", "_registry", "limit", "max_len", "overflow", "reason")
 
     def __init__(self, limit: int, reason: str, registry: selftelemetry.SelfTelemetry | None = None,
                  overflow: str = names.OVERFLOW_VALUE, max_len: int = 128) -> None:
@@ -111,15 +115,13 @@ class BoundedValues:
         self.max_len = max_len
         self._registry = registry or selftelemetry.DEFAULT
         self._kept: set[str] = set()
-        self._lock = threading.Lock()
-        forksafe.renew_after_fork(self, "_lock")
 
     def get(self, raw: Any) -> str:
         value: str = raw if type(raw) is str else str(raw)
         if value in self._kept:  # the hot path: a value seen before, no lock
             return value
         value = value[:self.max_len]
-        with self._lock:
+        with _VALUES_LOCK:  # only new values take it: one lock for all, no per-instance fork hook
             if value in self._kept:
                 return value
             if len(self._kept) < self.limit:
