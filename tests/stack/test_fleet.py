@@ -50,7 +50,8 @@ def _gateway(host: str, d: Path) -> Collector:
         "OTEL_ML_TAIL_DECISION_WAIT": f"{DECISION_WAIT_S}s",
         "OTEL_ML_LOKI_OTLP_ENDPOINT": f"http://{host}:3100/otlp",  # nothing listens: no logs sent anyway
     }
-    return Collector([REPO / "collector/gateway.yaml"], env, d / f"gateway-{host}.log", f"http://{host}:13133/")
+    configs = [REPO / "collector/config.yaml", REPO / "collector/gateway.yaml"]
+    return Collector(configs, env, d / f"gateway-{host}.log", f"http://{host}:13133/")
 
 
 def _agent(host: str, d: Path) -> Collector:
