@@ -12,7 +12,7 @@ from __future__ import annotations
 import secrets
 import subprocess
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -123,7 +123,7 @@ def test_right_token_over_tls_arrives(secure: Secure, protocol: str, monkeypatch
     poll(lambda: _arrived(service), f"{service} on {METRICS_URL}", timeout=30)
 
 
-REFUSED = {
+REFUSED: dict[str, tuple[str, str, Callable[[str], dict[str, str] | None]]] = {
     "wrong-token": ("grpc", "https", lambda token: {"authorization": "Bearer not-" + token}),
     "no-token": ("grpc", "https", lambda token: None),
     "wrong-token-http": ("http/protobuf", "https", lambda token: {"authorization": "Bearer not-" + token}),
