@@ -19,7 +19,7 @@ import time
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
 from typing import Any
 
-from otel_ml._internal import energy, instruments, names, selftelemetry, spans
+from otel_ml._internal import energy, instruments, labels, names, selftelemetry, spans
 from otel_ml._internal.context import ModelContext
 
 
@@ -146,9 +146,10 @@ class Generation:
 
         ctx = self._ctx
         source = ctx.source
-        base = self._attrs
+        caps = labels.genai_caps(ctx, ctx.selftelemetry)  # metrics get capped values; the span keeps the real ones
+        base = caps.metric_attributes(self._attrs)
         with source.lock:
-            dur_attrs = base if error_type is None else {**base, names.ERROR_TYPE: error_type}
+            dur_attrs = base if error_type is None else {**base, names.ERROR_TYPE: caps.error_type(error_type)}
             source.series(instruments.GENAI_DURATION, dur_attrs).record(duration, trace_id, span_id)
             if error_type is None and self._first is not None:
                 ttft = (self._first - self._t0) * 1e-9

@@ -177,3 +177,43 @@ def identity_caps(registry: selftelemetry.SelfTelemetry) -> IdentityCaps:
         if caps is None:
             caps = _IDENTITY[registry] = IdentityCaps(registry)
         return caps
+
+
+class GenAICaps:
+    """Caps on one monitor's GenAI metric attributes (spans keep the real values)."""
+
+    def __init__(self, registry: selftelemetry.SelfTelemetry) -> None:
+        self._by_key = {
+            names.GENAI_OPERATION_NAME: BoundedValues(names.MAX_GENAI_OPERATIONS, "genai_operation_cardinality_cap",
+                                                      registry),
+            names.GENAI_REQUEST_MODEL: BoundedValues(names.MAX_GENAI_MODELS, "genai_request_model_cardinality_cap",
+                                                     registry),
+            names.GENAI_PROVIDER_NAME: BoundedValues(names.MAX_GENAI_PROVIDERS, "genai_provider_cardinality_cap",
+                                                     registry),
+        }
+        self._error_types = BoundedValues(names.MAX_ERROR_TYPES, "error_type_cardinality_cap", registry,
+                                          overflow=names.ERROR_TYPE_OVERFLOW)
+
+    def metric_attributes(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        out = dict(attrs)
+        for key, values in self._by_key.items():
+            if key in out:
+                out[key] = values.get(out[key])
+        return out
+
+    def error_type(self, error_type: str) -> str:
+        return self._error_types.get(error_type)
+
+
+_GENAI: weakref.WeakKeyDictionary[Any, GenAICaps] = weakref.WeakKeyDictionary()
+
+
+def genai_caps(ctx: Any, registry: selftelemetry.SelfTelemetry) -> GenAICaps:
+    """The GenAI caps of one model context (made on its first generation)."""
+    caps = _GENAI.get(ctx)
+    if caps is None:
+        with _IDENTITY_LOCK:
+            caps = _GENAI.get(ctx)
+            if caps is None:
+                caps = _GENAI[ctx] = GenAICaps(registry)
+    return caps

@@ -113,6 +113,9 @@ SIGNAL: Final = "otel_ml.signal"
 #   ml.outcome.class     max_classes per monitor (default 64)    (shares ``other``)
 #   ml.model.method      MAX_METHODS per monitor                 method_cardinality_cap
 #   error.type           MAX_ERROR_TYPES per monitor             error_type_cardinality_cap
+#   gen_ai.operation.name    MAX_GENAI_OPERATIONS per monitor    genai_operation_cardinality_cap
+#   gen_ai.request.model     MAX_GENAI_MODELS per monitor        genai_request_model_cardinality_cap
+#   gen_ai.provider.name     MAX_GENAI_PROVIDERS per monitor     genai_provider_cardinality_cap
 #   otel_ml.reason       64 per registry (code-defined set)      (shares ``other``)
 #   ml.feature.name / ml.feature.bin: fixed by the reference profile (categories capped there).
 #   Backstop: MAX_SERIES_PER_INSTRUMENT attribute sets per instrument per monitor; past it
@@ -122,6 +125,9 @@ MAX_MODEL_VERSIONS: Final = 20
 MAX_MODEL_VARIANTS: Final = 20
 MAX_METHODS: Final = 20
 MAX_ERROR_TYPES: Final = 20
+MAX_GENAI_OPERATIONS: Final = 20
+MAX_GENAI_MODELS: Final = 50
+MAX_GENAI_PROVIDERS: Final = 20
 MAX_SERIES_PER_INSTRUMENT: Final = 2000
 
 # Label value that absorbs everything past a cardinality cap.

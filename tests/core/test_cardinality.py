@@ -126,3 +126,30 @@ def test_series_backstop_uses_sdk_overflow_marker(cap: TelemetryCapture) -> None
     assert len(points) == 6
     assert points[(("otel.metric.overflow", True),)][0] == 45
     assert cap.dropped("cardinality_cap") == 45
+
+
+def test_genai_attributes(cap: TelemetryCapture) -> None:
+    """gen_ai.request.model, operation, provider and error.type are capped; spans keep the real values."""
+    monitor = cap.monitor("card-llm", task="generation")
+
+    class Boom(Exception):
+        pass
+
+    for i in range(N // 10):
+        Boom.__qualname__ = f"Boom{i}"
+        try:
+            with monitor.generation(operation=f"op{i}", request_model=f"model-{i}", provider=f"p{i}"):
+                raise Boom
+        except Boom:
+            pass
+    n = N // 10
+    for attribute, limit, reason, overflow in (
+            (names.GENAI_OPERATION_NAME, names.MAX_GENAI_OPERATIONS, "genai_operation_cardinality_cap", "other"),
+            (names.GENAI_REQUEST_MODEL, names.MAX_GENAI_MODELS, "genai_request_model_cardinality_cap", "other"),
+            (names.GENAI_PROVIDER_NAME, names.MAX_GENAI_PROVIDERS, "genai_provider_cardinality_cap", "other"),
+            (names.ERROR_TYPE, names.MAX_ERROR_TYPES, "error_type_cardinality_cap", names.ERROR_TYPE_OVERFLOW)):
+        got = _distinct(cap, names.GENAI_REQUEST_DURATION, attribute)
+        assert len(got) == limit + 1 and overflow in got, attribute
+        assert _reason(cap, reason) == n - limit, attribute
+    assert sum(p.point.count for p in cap.points(names.GENAI_REQUEST_DURATION)) == n
+    assert {s.attributes[names.GENAI_REQUEST_MODEL] for s in cap.spans()} == {f"model-{i}" for i in range(n)}
