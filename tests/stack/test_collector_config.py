@@ -239,7 +239,7 @@ def test_deploy_docs_use_the_pinned_collector_and_valid_manifests() -> None:
     assert images == {version.group(1)}
     assert f"otel/opentelemetry-collector-contrib:{version.group(1)}" in (root / "compose.yaml").read_text()
     blocks = re.findall(r"```yaml\n(.*?)```", readme, flags=re.S)
-    docs = [d for block in blocks for d in yaml.safe_load_all(block)]
+    docs = [d for block in blocks for d in yaml.safe_load_all(block) if "kind" in d]
     kinds = {d["kind"] for d in docs}
     assert kinds == {"Deployment", "Service"}
     (deploy,) = [d for d in docs if d["kind"] == "Deployment"]
@@ -247,3 +247,13 @@ def test_deploy_docs_use_the_pinned_collector_and_valid_manifests() -> None:
     assert container["args"] == ["--config=/etc/otel-ml/collector/config.yaml"]
     assert {e["name"] for e in container["env"]} <= set(re.findall(r"OTEL_ML_[A-Z_]+", (root / "collector" /
                                                                                     "config.yaml").read_text()))
+
+
+def test_readme_documents_every_variable_of_the_variants() -> None:
+    """Each OTEL_ML_* variable that secure.yaml, agent.yaml and gateway.yaml read is in collector/README.md."""
+    readme = (REPO / "collector" / "README.md").read_text()
+    for name in ("secure.yaml", "agent.yaml", "gateway.yaml"):
+        variables = set(re.findall(r"\$\{env:(OTEL_ML_[A-Z_]+)", (REPO / "collector" / name).read_text()))
+        assert variables
+        missing = {v for v in variables if v not in readme}
+        assert missing == set(), name
