@@ -16,6 +16,7 @@ import logging
 import math
 import threading
 import time
+import weakref
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast, overload
 
@@ -167,7 +168,10 @@ class ModelMonitor:
         self._outcomes_lock = threading.Lock()
         forksafe.renew_after_fork(self, "_outcomes_lock")
         prediction_kind = reference.prediction_kind if reference is not None and reference.prediction else None
-        self._feeds = Feeds(self._drift, prediction_kind, self._outcome_sink)
+        # Held weakly: a bound method would make monitor -> feeds -> monitor a cycle, and a dropped monitor
+        # would wait for the garbage collector instead of going at once (a process making many pays for it).
+        sink = weakref.WeakMethod(self._outcome_sink)
+        self._feeds = Feeds(self._drift, prediction_kind, lambda: _call_weak(sink))
         self._link = ModelLink(self._ctx, self._drift)
         self._ctx.set_attach(self._link.attach)
 
@@ -376,6 +380,11 @@ class ModelMonitor:
                         self._ctx, positive, *self._outcome_args)
                     self._link.outcomes = tracker
         return tracker
+
+
+def _call_weak(method: weakref.WeakMethod[Callable[[], OutcomeSink | None]]) -> OutcomeSink | None:
+    fn = method()
+    return None if fn is None else fn()
 
 
 def _positive_int(arg: str, value: object) -> None:
