@@ -8,7 +8,8 @@ and, with OTEL_ML_TRACE_SAMPLE_PERCENT=0, nothing else. One gateway is stopped b
 and started again while the agents still hold the spans meant for it.
 
 Asserted: every kept trace is in Jaeger with exactly the spans sent for it, and Jaeger has no
-other trace of these services (no dropped trace leaked, not even in part).
+other trace of these services (no dropped trace leaked, not even in part). Metrics sent through
+both agents reach exactly one gateway's Prometheus endpoint (routed by service).
 """
 
 from __future__ import annotations
@@ -21,7 +22,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
@@ -117,6 +121,34 @@ def fleet(backends: Backends, tmp_path: Path) -> Iterator[Fleet]:
             p.shutdown()
         for c in started:
             c.stop()
+
+
+def test_fleet_routes_a_services_metrics_to_one_gateway(fleet: Fleet) -> None:
+    """A counter sent through both agents ends up, summed, on exactly one gateway's :8889."""
+    service = f"{fleet.service}-metrics"
+    readers = []
+    for host in AGENTS:
+        reader = PeriodicExportingMetricReader(OTLPMetricExporter(endpoint=f"{host}:4317", insecure=True),
+                                               export_interval_millis=600_000)
+        provider = MeterProvider(resource=Resource.create({"service.name": service, "service.instance.id": host}),
+                                 metric_readers=[reader])
+        provider.get_meter("otel_ml.fleet").create_counter("otel_ml.fleet.probe").add(3)
+        readers.append(provider)
+    try:
+        for provider in readers:
+            provider.force_flush()
+        selector = f'service_name="{service}"'
+
+        def holders() -> list[str] | None:
+            found = [g for g in GATEWAYS if selector in scrape(f"http://{g}:8889/metrics")]
+            series = [line for g in found for line in scrape(f"http://{g}:8889/metrics").splitlines()
+                      if line.startswith("otel_ml_fleet_probe") and selector in line]
+            return found if len(series) == len(AGENTS) else None
+
+        assert len(poll(holders, f"{service}'s probe from both agents on a gateway", timeout=30)) == 1
+    finally:
+        for provider in readers:
+            provider.shutdown()
 
 
 def _jaeger_span_counts(backends: Backends, service: str) -> dict[str, int]:
