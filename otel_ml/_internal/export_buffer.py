@@ -95,11 +95,11 @@ def _reachable(address: tuple[str, int]) -> bool:
 
 
 class _Batch:
-    __slots__ = ("items", "tries")
+    __slots__ = ("items", "refused")
 
     def __init__(self, items: list[Any]) -> None:
         self.items = items
-        self.tries = 0
+        self.refused = 0  # failed sends while the endpoint was reachable
 
 
 class _RetryBuffer:
@@ -201,7 +201,6 @@ class _RetryBuffer:
         self._backoff = _BACKOFF_MIN_S
 
     def _try_send(self, batch: _Batch) -> bool:
-        batch.tries += 1
         try:
             return self._send(batch.items)
         except Exception:
@@ -242,8 +241,9 @@ class _RetryBuffer:
                 self._succeeded()
                 continue
             self._failed(self._clock())
-            reachable = self._probe is not None and self._probe()
-            if reachable and batch.tries >= _MAX_TRIES_WHEN_REACHABLE:
+            if self._probe is not None and self._probe():
+                batch.refused += 1
+            if batch.refused >= _MAX_TRIES_WHEN_REACHABLE:
                 self._count(REJECTED, len(batch.items))
             else:
                 self._push_back(batch, oldest=True)

@@ -182,6 +182,24 @@ def test_a_batch_refused_while_reachable_is_dropped_after_a_few_tries() -> None:
     assert registry.count(export_buffer.REJECTED, "traces") == 2
 
 
+def test_failures_during_the_outage_do_not_count_towards_refusal() -> None:
+    """A batch that waited through a long outage is not dropped as refused when the first send after
+    the collector is reachable again fails once (a channel still reconnecting)."""
+    inner = FlakyExporter()
+    registry = selftelemetry.SelfTelemetry()
+    reachable = {"now": False}
+    exporter = BufferedSpanExporter(inner, 1000, registry, probe=lambda: reachable["now"])
+    inner.up = False
+    for i in range(20):
+        exporter.export([i])  # type: ignore[list-item]
+    reachable["now"] = True
+    exporter.export([20])  # type: ignore[list-item]  # reachable, but this send still fails
+    inner.up = True
+    exporter.export([21])  # type: ignore[list-item]
+    assert inner.delivered == list(range(22))
+    assert registry.count() == 0
+
+
 def test_concurrent_exports_lose_nothing() -> None:
     inner, exporter, registry = _make(capacity=100_000)
     inner.up = False
