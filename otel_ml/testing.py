@@ -20,6 +20,12 @@ OpenTelemetry logging handler on the root logger for the duration of the block. 
 are private to the capture (never installed globally), and so is the capture's self-telemetry
 (``cap.dropped(...)``, exported as ``otel_ml.dropped``): tests do not leak into each other.
 
+The capture runs otel_ml in strict mode (``strict=True``, the default here): an exception one of
+otel_ml's guards catches - a bug in otel_ml, which production counts as ``internal_error`` and
+swallows - re-raises into the test instead. Invalid input otel_ml recognises (NaN confidences,
+unknown labels, wrong shapes) is still only counted: assert on ``cap.dropped(reason)``. Pass
+``strict=False`` to test what production does with a failing guard.
+
 Lookups that find nothing raise :class:`TelemetryNotFound` (an ``AssertionError``, raised
 explicitly so it also fails under ``python -O``).
 """
@@ -71,7 +77,8 @@ class MetricPoint:
 class TelemetryCapture:
     """In-memory providers and readers, plus lookups on what they recorded."""
 
-    def __init__(self, sampler: Sampler | None = None, resource: Resource | None = None) -> None:
+    def __init__(self, sampler: Sampler | None = None, resource: Resource | None = None,
+                 strict: bool = True) -> None:
         resource = resource or Resource.create({"service.name": "otel-ml-test"})
         self.span_exporter = InMemorySpanExporter()
         self.tracer_provider = TracerProvider(resource=resource, sampler=sampler)
@@ -82,7 +89,7 @@ class TelemetryCapture:
         self.logger_provider = LoggerProvider(resource=resource)
         self.logger_provider.add_log_record_processor(SimpleLogRecordProcessor(self.log_exporter))
         self.log_handler = make_handler(self.logger_provider)
-        self.selftelemetry = selftelemetry.SelfTelemetry()
+        self.selftelemetry = selftelemetry.SelfTelemetry(strict=strict)
         selftelemetry.bind(self.meter_provider, self.selftelemetry)
         self._monitors: list[ModelMonitor] = []
 
@@ -161,9 +168,12 @@ def _matches(actual: dict[str, Any], wanted: dict[str, Any]) -> bool:
 
 
 @contextmanager
-def capture_telemetry(sampler: Sampler | None = None) -> Iterator[TelemetryCapture]:
-    """In-memory telemetry for the duration of the block (see the module docstring)."""
-    cap = TelemetryCapture(sampler=sampler)
+def capture_telemetry(sampler: Sampler | None = None, strict: bool = True) -> Iterator[TelemetryCapture]:
+    """In-memory telemetry for the duration of the block (see the module docstring).
+
+    ``strict``: guards re-raise what they catch instead of counting ``internal_error``.
+    """
+    cap = TelemetryCapture(sampler=sampler, strict=strict)
     cap.start()
     try:
         yield cap

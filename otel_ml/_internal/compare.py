@@ -259,7 +259,10 @@ def _esc(value: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    parsed = urllib.parse.urlparse(args.prometheus)
+    try:
+        parsed = urllib.parse.urlparse(args.prometheus)
+    except ValueError:  # e.g. "http://[::1" (an unclosed IPv6 bracket)
+        parsed = urllib.parse.urlparse("")
     if parsed.scheme not in ("http", "https") or not parsed.netloc:
         raise CLIError(f"--prometheus {args.prometheus!r}: expected an http(s) URL")
     if not (0 < args.alpha < 1):

@@ -92,4 +92,4 @@ class ModelContext:
         try:
             self.attached = attach()
         except Exception as exc:
-            self.selftelemetry.dropped(selftelemetry.INTERNAL_ERROR, "metrics", detail=exc)
+            self.selftelemetry.guard(exc, "metrics")

@@ -31,6 +31,10 @@ behaviour). Beyond it the oldest are dropped and counted in ``otel_ml.dropped``.
 EXPORT_BUFFER_LOGS: Final = "OTEL_ML_EXPORT_BUFFER_LOGS"
 """The same for log records (default ``30000``; ``0``: no buffer)."""
 
+STRICT: Final = "OTEL_ML_STRICT"
+"""``true``: an exception otel_ml's guards catch (a bug in otel_ml) re-raises to the caller instead of
+being counted as ``internal_error`` (development and tests; default off; ``otel_ml.testing`` turns it on)."""
+
 # --- zero-code instrumentation (``opentelemetry-instrument`` with otel_ml's instrumentors) ----
 MODEL_NAME: Final = "OTEL_ML_MODEL_NAME"
 """The model's name (``ml.model.name``) when the process serves one; several: use MODEL_MAP."""

@@ -237,7 +237,10 @@ def render(e: Explanation) -> str:
 def run(args: argparse.Namespace) -> int:
     for name in ("jaeger", "loki", "prometheus"):
         url = getattr(args, name)
-        parsed = urllib.parse.urlparse(url)
+        try:
+            parsed = urllib.parse.urlparse(url)
+        except ValueError:  # e.g. "http://[::1" (an unclosed IPv6 bracket)
+            parsed = urllib.parse.urlparse("")
         if parsed.scheme not in ("http", "https") or not parsed.netloc:
             raise CLIError(f"--{name} {url!r}: expected an http(s) URL")
     _seconds(args.lookback)

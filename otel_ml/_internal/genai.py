@@ -50,11 +50,13 @@ class Generation:
         self._ctx = ctx
         attrs: dict[str, Any] = dict(ctx.attributes)
         attrs[names.GENAI_OPERATION_NAME] = operation
-        attrs[names.GENAI_REQUEST_MODEL] = str(request_model or ctx.name)[:128]
+        registry = ctx.selftelemetry
+        attrs[names.GENAI_REQUEST_MODEL] = (_text(request_model, registry) or ctx.name)[:128]
+        provider = _text(provider, registry)
         if provider:
-            attrs[names.GENAI_PROVIDER_NAME] = str(provider)[:64]
+            attrs[names.GENAI_PROVIDER_NAME] = provider[:64]
         self._attrs = attrs
-        self._response_model = response_model
+        self._response_model = _text(response_model, registry)
         self.input_tokens: int | None = _tokens(input_tokens, ctx.selftelemetry)
         self.output_tokens = 0
         self._usage_output: int | None = None
@@ -96,7 +98,7 @@ class Generation:
         if self._first is None:
             self._first = now
         self._last = now
-        if type(n) is int and n >= 0:
+        if type(n) is int and 0 <= n <= _MAX_TOKENS:
             self.output_tokens += n
         else:
             self._ctx.selftelemetry.dropped("invalid_token_count", "metrics", detail=n)
@@ -114,6 +116,7 @@ class Generation:
             self.input_tokens = _tokens(input_tokens, registry)
         if output_tokens is not None:
             self._usage_output = _tokens(output_tokens, registry)
+        response_model = _text(response_model, registry)
         if response_model:
             self._response_model = response_model
 
@@ -125,7 +128,7 @@ class Generation:
         try:
             self._record(exc)
         except Exception as err:
-            registry.dropped(selftelemetry.INTERNAL_ERROR, "metrics", detail=err)
+            registry.guard(err, "metrics")
         spans.restore(self._model_token, self._token, registry)
 
     # -- recording
@@ -141,7 +144,7 @@ class Generation:
             if self.input_tokens is not None:
                 end_attrs["gen_ai.usage.input_tokens"] = self.input_tokens
             if self._response_model:
-                end_attrs[names.GENAI_RESPONSE_MODEL] = str(self._response_model)[:128]
+                end_attrs[names.GENAI_RESPONSE_MODEL] = self._response_model[:128]
             trace_id, span_id = spans.end_span(span, end_attrs, error_type, exc)
 
         ctx = self._ctx
@@ -180,7 +183,10 @@ class Generation:
         except Exception as exc:
             self._ctx.selftelemetry.dropped("invalid_token_count", "metrics", detail=exc)
             return 1
-        return n if type(n) is int and n >= 0 else 1
+        if type(n) is int and 0 <= n <= _MAX_TOKENS:
+            return n
+        self._ctx.selftelemetry.dropped("invalid_token_count", "metrics", detail=type(n).__name__)
+        return 1
 
     def wrap(self, stream: Iterable[Any], tokens_of: Callable[[Any], int] | None = None) -> Iterator[Any]:
         """Yield from ``stream``; each item is ``tokens_of(item)`` tokens (default 1).
@@ -231,10 +237,22 @@ def wrap_stream(ctx: ModelContext, stream: Iterable[Any] | AsyncIterable[Any],
     return gen.wrap(stream, tokens_of)
 
 
+_MAX_TOKENS = 10**12
+"""More tokens than this in one call is not a count but garbage (and would overflow a float)."""
+
+
+def _text(value: Any, registry: selftelemetry.SelfTelemetry) -> str | None:
+    """A model or provider name: a str, else None (anything else is counted, never str()-ed or truth-tested)."""
+    if value is None or isinstance(value, str):
+        return value
+    registry.dropped("invalid_model_name", "metrics", detail=type(value).__name__)
+    return None
+
+
 def _tokens(value: Any, registry: selftelemetry.SelfTelemetry) -> int | None:
     if value is None:
         return None
-    if type(value) is int and value >= 0:
+    if type(value) is int and 0 <= value <= _MAX_TOKENS:
         return value
     registry.dropped("invalid_token_count", "metrics", detail=value)
     return None

@@ -9,6 +9,7 @@ caller: bad values are counted in the model's self-telemetry.
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -217,7 +218,8 @@ class Inference:
         self._metrics = metrics
         self._feeds = feeds
         self._batch_size: int | None = batch_size if batch_size is None or (
-            type(batch_size) is int and batch_size >= 0) else _as_batch_size(batch_size, ctx.selftelemetry)
+            type(batch_size) is int and 0 <= batch_size <= _MAX_BATCH_SIZE
+        ) else _as_batch_size(batch_size, ctx.selftelemetry)
         self._features = features
         self._prediction_id = None if prediction_id is None else _id(prediction_id)
         self._prediction_ids: list[str] | None = None
@@ -264,13 +266,13 @@ class Inference:
         try:
             self._finish(exc_type, exc)
         except Exception as err:
-            ctx.selftelemetry.dropped(selftelemetry.INTERNAL_ERROR, "metrics", detail=err)
+            ctx.selftelemetry.guard(err, "metrics")
         spans.restore(self._model_token, self._ctx_token, ctx.selftelemetry)
         if self._feeds.drift is not None or self._prediction_id is not None or self._prediction_ids is not None:
             try:
                 self._feed()
             except Exception as err:
-                ctx.selftelemetry.dropped(selftelemetry.INTERNAL_ERROR, "metrics", detail=err)
+                ctx.selftelemetry.guard(err, "metrics")
 
     def _finish(self, exc_type: type[BaseException] | None, exc: BaseException | None) -> None:
         duration = (time.perf_counter_ns() - self._t0) * 1e-9
@@ -414,7 +416,7 @@ class Inference:
             if score is not None:
                 self._record_score(score)
         except Exception as exc:
-            self._ctx.selftelemetry.dropped("invalid_output", "metrics", detail=exc)
+            self._ctx.selftelemetry.guard(exc, "metrics", "invalid_output")
 
     def _set_ids(self, prediction_ids: Any) -> None:
         values = _as_list(prediction_ids)
@@ -582,10 +584,17 @@ def _as_list(values: Any) -> list[Any] | None:
         return list(values)
     if isinstance(values, (str, bytes, Mapping)):
         return None
-    try:
-        return list(values)
+    try:  # a lazy iterable (range, generator) is read up to a bound: memory stays bounded
+        out = list(itertools.islice(values, _MAX_ITERABLE_ROWS + 1))
     except TypeError:
         return None
+    return out if len(out) <= _MAX_ITERABLE_ROWS else None
+
+
+_MAX_ITERABLE_ROWS = 1_000_000  # rows read from an iterable that is not a list, tuple or array
+
+
+_MAX_BATCH_SIZE = 2**53  # past this a batch size is garbage (and no longer a float's exact integer)
 
 
 def _scalar_float(value: Any) -> float:
@@ -601,7 +610,7 @@ def _float_array(values: Any) -> npt.NDArray[np.float64] | None:
 
     try:
         arr = np.asarray(values, dtype=np.float64)
-    except (TypeError, ValueError, OverflowError):
+    except (TypeError, ValueError, OverflowError, MemoryError):  # MemoryError: numpy refused e.g. range(10**12)
         return None
     return arr
 
@@ -612,7 +621,7 @@ def _as_batch_size(value: Any, registry: selftelemetry.SelfTelemetry) -> int | N
     except (TypeError, ValueError, OverflowError):
         registry.dropped("invalid_batch_size", "metrics", detail=value)
         return None
-    if n < 0:
+    if not 0 <= n <= _MAX_BATCH_SIZE:
         registry.dropped("invalid_batch_size", "metrics", detail=value)
         return None
     return n

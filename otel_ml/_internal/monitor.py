@@ -314,7 +314,7 @@ class ModelMonitor:
         try:
             self._outcome_tracker().record(_id_key(prediction_id), self._actual_key(actual))
         except Exception as exc:
-            self._ctx.selftelemetry.dropped(selftelemetry.INTERNAL_ERROR, "outcomes", detail=exc)
+            self._ctx.selftelemetry.guard(exc, "outcomes")
 
     def record_outcomes(self, prediction_ids: Iterable[str | int], actuals: Iterable[Any]) -> None:
         """Batch form of :meth:`record_outcome`, ids and labels aligned (never raises)."""
@@ -327,7 +327,7 @@ class ModelMonitor:
         try:
             self._outcome_tracker().record_many(ids, labels)
         except Exception as exc:
-            self._ctx.selftelemetry.dropped(selftelemetry.INTERNAL_ERROR, "outcomes", detail=exc)
+            self._ctx.selftelemetry.guard(exc, "outcomes")
 
     def drift(self) -> dict[str, DriftResult]:
         """Per-feature drift of the current window (empty without a reference profile)."""

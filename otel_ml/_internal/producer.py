@@ -204,7 +204,7 @@ class MetricSource:
             try:
                 callback(self)
             except Exception as exc:
-                self._selftelemetry.dropped("collect_callback_error", "metrics", detail=exc)
+                self._selftelemetry.guard(exc, "metrics", "collect_callback_error")
         out: list[tuple[InstrumentSpec, list[tuple[dict[str, Any], AttrKey, Any]]]] = []
         start = self.start_time_ns
         with self.lock:
@@ -274,7 +274,7 @@ class Producer:
         try:
             scope_metrics = self.produce(reader)
         except Exception as exc:
-            self.registry.dropped(selftelemetry.INTERNAL_ERROR, "metrics", detail=exc)
+            self.registry.guard(exc, "metrics")
             return data
         if not scope_metrics:
             return data

@@ -408,7 +408,10 @@ def run(args: argparse.Namespace) -> int:
             raise CLIError("give either --profile and --data, or --prometheus with --model")
         if not args.model:
             raise CLIError("--prometheus needs --model")
-        parsed = urllib.parse.urlparse(args.prometheus)
+        try:
+            parsed = urllib.parse.urlparse(args.prometheus)
+        except ValueError:  # e.g. "http://[::1" (an unclosed IPv6 bracket)
+            parsed = urllib.parse.urlparse("")
         if parsed.scheme not in ("http", "https") or not parsed.netloc:
             raise CLIError(f"--prometheus {args.prometheus!r}: expected an http(s) URL")
         report = from_prometheus(args.prometheus, args.model, args.range, args.service, args.version)

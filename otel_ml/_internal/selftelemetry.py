@@ -10,6 +10,13 @@ providers in one process - a user's test capture beside another, or beside produ
 count into each other (prometheus/client_python's lesson: a fresh registry per test). Each SDK
 ``MeterProvider`` exports the registry bound to it (:func:`bind`); one that has none exports
 :data:`DEFAULT`, as does code that runs outside any model (``configure()``, the log handler).
+
+Strict mode (``OTEL_ML_STRICT=true``, or ``SelfTelemetry(strict=True)`` as ``otel_ml.testing``'s
+capture uses) is for development: every guard that catches an exception otel_ml did not anticipate
+reports it through :meth:`SelfTelemetry.guard`, which counts it and then re-raises it to the caller
+instead of swallowing it. Invalid input that otel_ml recognises (NaN or out-of-range confidences,
+unknown labels, wrong shapes, unhashable ids) is checked explicitly, not caught, so it stays counted
+under its own reason and never raises, in strict mode too: it is what production traffic looks like.
 """
 
 from __future__ import annotations
@@ -18,7 +25,7 @@ import logging
 import threading
 import weakref
 
-from otel_ml._internal import forksafe
+from otel_ml._internal import env, forksafe
 
 _logger = logging.getLogger("otel_ml")
 
@@ -32,7 +39,9 @@ INTERNAL_ERROR = "internal_error"
 class SelfTelemetry:
     """One registry of drop counts by (reason, signal), with log-once memory."""
 
-    def __init__(self) -> None:
+    def __init__(self, strict: bool = False) -> None:
+        self.strict = strict
+        """Re-raise what :meth:`guard` catches (also on for every registry with ``OTEL_ML_STRICT``)."""
         self._lock = threading.Lock()
         forksafe.renew_after_fork(self, "_lock")
         self._counts: dict[tuple[str, str], int] = {}
@@ -59,6 +68,16 @@ class SelfTelemetry:
                 )
             except Exception:
                 pass
+
+    def guard(self, exc: BaseException, signal: str = "metrics", reason: str = INTERNAL_ERROR) -> None:
+        """A guard caught ``exc``, which otel_ml did not anticipate: count it, re-raise it in strict mode.
+
+        Call it from the ``except`` block of every guard that keeps otel_ml's failures from the
+        caller; ``reason`` defaults to ``internal_error`` (tests assert none are counted).
+        """
+        self.dropped(reason, signal, 1, detail=exc)
+        if self.strict or env.flag(env.STRICT):
+            raise exc
 
     def log_once(self, key: str, message: str, *args: object, level: int = logging.WARNING) -> None:
         """Log ``message`` the first time ``key`` is seen by this registry."""
@@ -118,6 +137,10 @@ def for_provider(provider: object | None) -> SelfTelemetry:
 # Module-level shortcuts for code that runs outside any model (setup, the log handler, CLIs).
 def dropped(reason: str, signal: str = "metrics", n: int = 1, detail: object = None) -> None:
     DEFAULT.dropped(reason, signal, n, detail)
+
+
+def guard(exc: BaseException, signal: str = "metrics", reason: str = INTERNAL_ERROR) -> None:
+    DEFAULT.guard(exc, signal, reason)
 
 
 def log_once(key: str, message: str, *args: object, level: int = logging.WARNING) -> None:

@@ -48,7 +48,7 @@ from opentelemetry import metrics as otel_metrics
 from opentelemetry.metrics import CallbackOptions, Observation
 from opentelemetry.sdk.metrics import MeterProvider as SdkMeterProvider
 
-from otel_ml._internal import forksafe, names, selftelemetry
+from otel_ml._internal import forksafe, names
 from otel_ml._internal.context import ModelContext
 from otel_ml._internal.producer import producer_for
 from otel_ml._internal.version import __version__
@@ -156,7 +156,7 @@ def _merged(links: _Links, gen: Gen, add: bool) -> Iterable[Observation]:
                 seen = out.get(key)
                 out[key] = (attrs, seen[1] + value) if add and seen is not None else (attrs, value)
         except Exception as exc:
-            link.ctx.selftelemetry.dropped(selftelemetry.INTERNAL_ERROR, "metrics", detail=exc)
+            link.ctx.selftelemetry.guard(exc, "metrics")
     return [Observation(v, a) for a, v in out.values()]
 
 

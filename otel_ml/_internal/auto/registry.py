@@ -143,4 +143,4 @@ def export_self_telemetry(meter_provider: Any) -> None:
         if isinstance(provider, SdkMeterProvider):
             producer_for(provider)
     except Exception as exc:  # never fail instrument() over it
-        selftelemetry.dropped(selftelemetry.INTERNAL_ERROR, "metrics", detail=exc)
+        selftelemetry.guard(exc, "metrics")

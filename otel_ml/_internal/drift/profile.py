@@ -431,7 +431,7 @@ class ReferenceProfile:
         try:
             return cls(features=feats, prediction=pred, bins=int(doc["bins"]), top_k=int(doc["top_k"]),
                        prediction_kind=pkind)
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, OverflowError) as exc:  # OverflowError: "bins": Infinity
             raise ProfileError(f"invalid reference profile: {exc}") from None
 
     @classmethod
@@ -443,6 +443,10 @@ class ReferenceProfile:
             raise ProfileError(f"{os.fspath(path)}: corrupt reference profile JSON: {exc}") from None
         except UnicodeDecodeError:
             raise ProfileError(f"{os.fspath(path)}: reference profile is not UTF-8 JSON") from None
+        except RecursionError:
+            raise ProfileError(f"{os.fspath(path)}: corrupt reference profile JSON: nested too deeply") from None
+        except ValueError as exc:  # e.g. an integer past Python's 4300-digit limit
+            raise ProfileError(f"{os.fspath(path)}: corrupt reference profile JSON: {exc}") from None
         return cls.from_json(doc)
 
 

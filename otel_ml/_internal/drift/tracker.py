@@ -107,7 +107,7 @@ class DriftTracker:
         try:
             self._update(self._features, features)
         except Exception as exc:
-            self._telemetry.dropped("drift_update_error", _SIGNAL, 1, detail=repr(exc)[:200])
+            self._telemetry.guard(exc, _SIGNAL, "drift_update_error")
 
     def update_predictions(self, values: Any) -> None:
         """Count predictions of the profile's :attr:`prediction_kind` (one value or a 1-D batch).
@@ -122,7 +122,7 @@ class DriftTracker:
                 return
             try:
                 arr = values if isinstance(values, np.ndarray) else np.asarray(values)
-            except (TypeError, ValueError):  # ragged nesting: no one shape to read
+            except (TypeError, ValueError, MemoryError):  # ragged nesting, or [range(10**12)] expanded
                 self._telemetry.dropped("drift_bad_shape", _SIGNAL, 1)
                 return
             if arr.ndim == 0:
@@ -134,7 +134,7 @@ class DriftTracker:
             else:
                 self._telemetry.dropped("drift_bad_shape", _SIGNAL, 1)
         except Exception as exc:
-            self._telemetry.dropped("drift_update_error", _SIGNAL, 1, detail=repr(exc)[:200])
+            self._telemetry.guard(exc, _SIGNAL, "drift_update_error")
 
     def _update(self, group: FeatureGroup, data: Any) -> None:
         nf = self._n_features
@@ -202,8 +202,12 @@ class DriftTracker:
             if c is None:
                 cols.append(None)
                 continue
-            arr = c.to_numpy() if hasattr(c, "to_numpy") else (
-                c if isinstance(c, np.ndarray) else np.asarray(c, dtype=object))
+            try:
+                arr = c.to_numpy() if hasattr(c, "to_numpy") else (
+                    c if isinstance(c, np.ndarray) else np.asarray(c, dtype=object))
+            except (ValueError, MemoryError):  # ragged, or numpy expanding e.g. [range(10**12)]
+                self._telemetry.dropped("drift_bad_shape", _SIGNAL, 1)
+                return
             arr = arr.ravel()
             if n >= 0 and arr.shape[0] != n:
                 self._telemetry.dropped("drift_wrong_length", _SIGNAL, max(n, arr.shape[0]))

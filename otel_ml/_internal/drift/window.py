@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import math
 import random
+import sys
 from bisect import bisect_right
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -45,6 +46,7 @@ FloatArray = npt.NDArray[np.float64]
 MISSING, NAN, INF, UNSEEN, OUT_OF_RANGE, TYPE_MISMATCH = range(len(ISSUES))
 N_ISSUES = len(ISSUES)
 _INF = math.inf
+_FLOAT_MAX = sys.float_info.max
 _BOOL_MAP: dict[Any, int] = {False: 0, True: 1, "false": 0, "true": 1, "False": 0, "True": 1}
 
 
@@ -229,13 +231,13 @@ class FeatureGroup:
                     ri[p.issue_offset + NAN] += 1
                     continue
                 if v < p.lo:
-                    if v == -_INF:
+                    if v == -_INF or (t is int and v < -_FLOAT_MAX):  # an int no float holds: infinite
                         ri[p.issue_offset + INF] += 1
                         continue
                     b = 0
                     ri[p.issue_offset + OUT_OF_RANGE] += 1
                 elif v > p.hi:
-                    if v == _INF:
+                    if v == _INF or (t is int and v > _FLOAT_MAX):
                         ri[p.issue_offset + INF] += 1
                         continue
                     b = p.n_bins - 1

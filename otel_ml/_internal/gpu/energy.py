@@ -33,7 +33,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 
-from otel_ml._internal import forksafe, selftelemetry
+from otel_ml._internal import forksafe
 from otel_ml._internal.gpu.nvml import INVALID_VALUE, READ_ERROR, Device, number
 from otel_ml._internal.selftelemetry import SelfTelemetry
 
@@ -103,7 +103,7 @@ class NvmlEnergyMeter:
                 self._active += 1
                 return _Call(self, self._acc)
         except Exception as exc:
-            self._registry.dropped(selftelemetry.INTERNAL_ERROR, "metrics", detail=exc)
+            self._registry.guard(exc, "metrics")
             return None
 
     def stop(self, token: object) -> float | None:
@@ -117,7 +117,7 @@ class NvmlEnergyMeter:
                     self._active -= 1
                 return self._acc - token.acc if ok else None
         except Exception as exc:
-            self._registry.dropped(selftelemetry.INTERNAL_ERROR, "metrics", detail=exc)
+            self._registry.guard(exc, "metrics")
             return None
 
     def _advance(self) -> bool:

@@ -15,7 +15,7 @@ from typing import Any
 
 from opentelemetry.metrics import CallbackOptions, Observation
 
-from otel_ml._internal import forksafe, names, selftelemetry
+from otel_ml._internal import forksafe, names
 from otel_ml._internal.gpu.sample import DeviceSample
 from otel_ml._internal.gpu.source import GpuSource
 from otel_ml._internal.version import __version__
@@ -150,7 +150,7 @@ class ProviderGpu:
                     for s in source.samples():
                         out.extend(Observation(value, attrs) for value, attrs in gen(s))
                 except Exception as exc:
-                    source.registry.dropped(selftelemetry.INTERNAL_ERROR, "metrics", detail=exc)
+                    source.registry.guard(exc, "metrics")
             return out
 
         return callback

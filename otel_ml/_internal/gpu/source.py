@@ -146,7 +146,7 @@ def open_source(module: object | None, selector: tuple[int | str, ...] | None, r
         devices = _devices(nvml, selector)
     except Exception as exc:  # a bug in our discovery must not leave NVML initialised
         devices = []
-        registry.dropped("internal_error", "metrics", detail=exc)
+        registry.guard(exc)
     if not devices:
         _unavailable(registry, "no GPU to monitor" if selector is None else f"none of devices={list(selector)} found")
         shutdown = nvml.function("nvmlShutdown")

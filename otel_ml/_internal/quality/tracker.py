@@ -84,7 +84,7 @@ from otel_ml._internal.quality.codes import BAD, NEW, ClassCodes, usable
 from otel_ml._internal.quality.report import QualityReport, classification_report, regression_report
 from otel_ml._internal.quality.store import Joined, PendingStore
 from otel_ml._internal.quality.window import OutcomeWindow, SubWindow
-from otel_ml._internal.selftelemetry import INTERNAL_ERROR, SelfTelemetry
+from otel_ml._internal.selftelemetry import SelfTelemetry
 
 TASKS = ("classification", "regression")
 WINDOW_BY = ("label_time", "prediction_time")
@@ -177,7 +177,7 @@ class OutcomeTracker:
         try:
             self._remember_one(prediction_id, predicted, score, confidence)
         except Exception as exc:  # a bug here must not reach the inference path
-            self._tel.dropped(INTERNAL_ERROR, _SIGNAL, 1, detail=exc)
+            self._tel.guard(exc, _SIGNAL)
 
     def remember_many(self, prediction_ids: Ids, predicted: Values, scores: Floats | None = None,
                       confidences: Floats | None = None) -> None:
@@ -185,7 +185,7 @@ class OutcomeTracker:
         try:
             self._remember_many(prediction_ids, predicted, scores, confidences)
         except Exception as exc:
-            self._tel.dropped(INTERNAL_ERROR, _SIGNAL, 1, detail=exc)
+            self._tel.guard(exc, _SIGNAL)
 
     def _remember_one(self, prediction_id: Hashable, predicted: object, score: object, confidence: object) -> None:
         try:
@@ -263,14 +263,14 @@ class OutcomeTracker:
         try:
             self._record_one(prediction_id, actual)
         except Exception as exc:
-            self._tel.dropped(INTERNAL_ERROR, _SIGNAL, 1, detail=exc)
+            self._tel.guard(exc, _SIGNAL)
 
     def record_many(self, prediction_ids: Ids, actuals: Values) -> None:
         """Join each row's ``actual`` to the prediction remembered under its id."""
         try:
             self._record_many(prediction_ids, actuals)
         except Exception as exc:
-            self._tel.dropped(INTERNAL_ERROR, _SIGNAL, 1, detail=exc)
+            self._tel.guard(exc, _SIGNAL)
 
     def _record_one(self, prediction_id: Hashable, actual: object) -> None:
         # One label at a time is common (a feedback stream), so it skips the batch machinery;
