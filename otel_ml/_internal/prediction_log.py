@@ -41,6 +41,7 @@ def log_prediction(ctx: ModelContext, *, prediction: Any, confidence: float | No
         for key, value in attributes.items():
             if isinstance(value, (str, bool, int, float)):
                 extra[key] = value
+        captured = False
         if features is not None:
             if ctx.capture_content:
                 captured |= _capture(ctx, extra, "features", "ml.features", features)
@@ -51,10 +52,10 @@ def log_prediction(ctx: ModelContext, *, prediction: Any, confidence: float | No
                 captured |= _capture(ctx, extra, "output", "ml.output", output)
             else:
                 extra["ml.output.size"] = size_of(output)
-        extra["otel.event.name"] = "ml.prediction"
         if captured:
             # The user opted in: the collector's content redaction lets records marked so through.
             extra[CAPTURED] = True
+        extra["otel.event.name"] = "ml.prediction"
         _logger.log(level, "prediction %s", extra.get(names.PREDICTION_CLASS, ""), extra=extra)
     except Exception as exc:
         ctx.selftelemetry.guard(exc, "logs", "prediction_log_error")
