@@ -397,7 +397,7 @@ def _duration_bounds(duration_buckets: Iterable[float] | None) -> tuple[float, .
         return instruments.DURATION_BUCKETS
     try:
         bounds = tuple(float(b) for b in duration_buckets)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: an int past float range
         raise ValueError("duration_buckets must be numbers") from None
     if not bounds or any(not math.isfinite(b) for b in bounds) or list(bounds) != sorted(set(bounds)):
         raise ValueError("duration_buckets must be finite, strictly increasing and not empty")

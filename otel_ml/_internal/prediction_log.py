@@ -9,7 +9,7 @@ stay in the process unless the model was created with ``capture_content=True`` (
 from __future__ import annotations
 
 import logging
-import math
+import sys
 from typing import Any
 
 from otel_ml._internal import names
@@ -34,7 +34,8 @@ def log_prediction(ctx: ModelContext, *, prediction: Any, confidence: float | No
             label = label_of(prediction)
             if label is not None:
                 extra[names.PREDICTION_CLASS] = label
-        if isinstance(confidence, (int, float)) and not isinstance(confidence, bool) and math.isfinite(confidence):
+        if isinstance(confidence, float | int) and not isinstance(confidence, bool) \
+                and abs(confidence) <= sys.float_info.max:  # finite (not NaN/inf, no int past float range)
             extra[names.PREDICTION_CONFIDENCE] = float(confidence)
         if prediction_id is not None:
             extra["ml.prediction.id"] = str(prediction_id)[:128]

@@ -25,6 +25,11 @@ from hypothesis import strategies as st
 from otel_ml._internal import selftelemetry
 
 FUZZ_EXAMPLES = int(os.environ.get("OTEL_ML_FUZZ_EXAMPLES", "10000"))
+# Entry points that read and write files, or build the whole CLI parser, per case (10-30 ms a case
+# on a loaded 2-core machine) run a fraction, so the fuzz modules stay within a few minutes.
+PROFILE_FILE_EXAMPLES = max(1, FUZZ_EXAMPLES * 3 // 10)
+CLI_URL_EXAMPLES = max(1, FUZZ_EXAMPLES // 5)
+CLI_FILE_EXAMPLES = max(1, FUZZ_EXAMPLES // 20)
 
 # Reasons counted by guards that catch *any* exception (see SelfTelemetry.guard): a count under
 # one of these is an exception otel_ml did not anticipate - a bug found, not a pass.
@@ -61,8 +66,8 @@ class Weird:
         return "Weird()"
 
 
-_HUGE = np.zeros((50_000, 3))
-_HUGE_1D = np.linspace(0.0, 1.0, 200_000)
+_HUGE = np.zeros((20_000, 3))
+_HUGE_1D = np.linspace(0.0, 1.0, 50_000)
 _RAGGED = np.empty(3, dtype=object)
 _RAGGED[:] = [[1.0, 2.0], [3.0], "x"]
 
@@ -81,7 +86,7 @@ HOSTILE: list[Any] = [
     np.array(["2020-01-01"], dtype="datetime64[D]"),
     np.ma.masked_array([1.0, 2.0], mask=[True, False]), np.array([0.2, 0.8]), np.array([[0.1, 0.9], [0.6, 0.4]]),
     np.array([0, 1, 1]), np.array(["ok", "fraud", "other"], dtype=object), np.array([None, 1.0], dtype=object),
-    np.arange(10**5) % 7, np.full(1000, "x" * 100), np.array([2**63 - 1], dtype=np.int64),
+    np.arange(20_000) % 7, np.full(1000, "x" * 100), np.array([2**63 - 1], dtype=np.int64),
 ]
 floats = st.floats(allow_nan=True, allow_infinity=True)
 scalars = st.one_of(st.sampled_from(HOSTILE), st.integers(), floats, st.text(max_size=6))

@@ -114,3 +114,60 @@ def test_constructor_rejects_bad_arguments(kwargs: dict[str, Any], error: type[E
         ModelMonitor(name, **kwargs)
     named = next(iter(kwargs), "name")
     assert named in str(caught.value) or (named == "classes" and "label" in str(caught.value)), caught.value
+
+
+# --- strict mode: a caught bug re-raises; invalid input stays counted -------------------------------
+
+def _broken(cap: TelemetryCapture) -> Any:
+    monitor = cap.monitor("broken", version="1")
+    monitor._metrics = None  # type: ignore[assignment]  # an internal bug: inference metrics are gone
+    return monitor
+
+
+def test_default_mode_swallows_and_counts_a_caught_bug() -> None:
+    with capture_telemetry(strict=False) as cap:
+        with _broken(cap).inference() as inf:
+            inf.record(confidence=0.5)
+        assert cap.dropped(selftelemetry.INTERNAL_ERROR) == 1
+
+
+def test_strict_capture_reraises_a_caught_bug() -> None:
+    """otel_ml.testing's capture is strict by default: our own tests (and users') see the bug itself."""
+    with capture_telemetry() as cap:
+        with pytest.raises(AttributeError, match="record"), _broken(cap).inference() as inf:
+            inf.record(confidence=0.5)
+        assert cap.dropped(selftelemetry.INTERNAL_ERROR) == 1  # counted as well
+
+
+def test_strict_env_var_reraises_a_caught_bug(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OTEL_ML_STRICT", "true")
+    with capture_telemetry(strict=False) as cap, pytest.raises(AttributeError), _broken(cap).inference():
+        pass
+    registry = selftelemetry.SelfTelemetry()
+    with pytest.raises(ValueError, match="boom"):
+        try:
+            raise ValueError("boom")
+        except ValueError as exc:
+            registry.guard(exc)
+    monkeypatch.setenv("OTEL_ML_STRICT", "0")
+    try:
+        raise ValueError("boom")
+    except ValueError as exc:
+        registry.guard(exc)  # not strict: counted only
+    assert registry.count(selftelemetry.INTERNAL_ERROR) == 2
+
+
+def test_strict_mode_still_only_counts_invalid_input(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Invalid input otel_ml recognises is what production traffic looks like: counted, never raised."""
+    monkeypatch.setenv("OTEL_ML_STRICT", "1")
+    with capture_telemetry() as cap:
+        monitor = cap.monitor("strict", version="1", classes=["ok"], max_classes=1)
+        with monitor.inference(batch_size="many", method=3) as inf:
+            inf.record(predictions=["unseen"], confidence=float("nan"), score=7, prediction_ids=[[1]])
+        monitor.record_outcome({"unhashable": 1}, "ok")
+        with monitor.generation(input_tokens=-1) as gen:
+            gen.token(10**400)
+        assert cap.dropped(selftelemetry.INTERNAL_ERROR) == 0
+        for reason in ("invalid_batch_size", "invalid_method", "invalid_confidence", "invalid_score",
+                       "invalid_token_count"):
+            assert cap.dropped(reason) >= 1, (reason, cap.selftelemetry.snapshot())

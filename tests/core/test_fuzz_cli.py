@@ -2,9 +2,9 @@
 
 The contract: a clear one-line error and exit status 2 (argparse's usage errors are SystemExit(2)),
 or a normal exit status - never a traceback. ``otel-ml profile`` and ``otel-ml report`` read and
-write files (pandas, a profile, an HTML report: tens of milliseconds a case on a slow machine), so
-they run ``CLI_EXAMPLES`` (1 000) cases each; ``compare`` and ``explain`` (hostile URLs, ids,
-ranges, numbers; servers on a closed loopback port) run ``FUZZ_EXAMPLES`` (10 000) each.
+write files (pandas, a profile, an HTML report: ~30 ms a case on a loaded 2-core machine), so they
+run ``CLI_FILE_EXAMPLES`` (500) cases each; ``compare`` and ``explain`` (hostile URLs, ids, ranges,
+numbers; servers on a closed loopback port; ~10-15 ms a case) ``CLI_URL_EXAMPLES`` (2 000) each.
 """
 
 from __future__ import annotations
@@ -19,12 +19,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from otel_ml import cli
-from tests.core.fuzz import FUZZ_EXAMPLES, fuzz_settings
+from tests.core.fuzz import CLI_FILE_EXAMPLES, CLI_URL_EXAMPLES, fuzz_settings
 from tests.core.test_fuzz_profile import REFERENCE, _hostile_file
 
 pytestmark = pytest.mark.fuzz
 
-CLI_EXAMPLES = max(1, FUZZ_EXAMPLES // 10)
 DEAD = "http://127.0.0.1:9"  # discard port: nothing listens, the connection is refused at once
 
 words = st.one_of(st.text(max_size=10), st.sampled_from(["", " ", "-", "--", "-h", "--json", "\x00", "é", "a=b",
@@ -67,7 +66,7 @@ def _table(data: st.DataObject) -> bytes:
     return "\n".join(lines).encode()
 
 
-@fuzz_settings(CLI_EXAMPLES)
+@fuzz_settings(CLI_FILE_EXAMPLES)
 @given(data=st.data(), kinds=st.lists(words, max_size=3), target=st.one_of(st.none(), words),
        prediction=st.one_of(st.none(), words, st.just("pred")),
        prediction_kind=st.one_of(st.none(), st.sampled_from(["confidence", "score", "class", "value", "bogus"])),
@@ -91,7 +90,7 @@ def test_profile_cli(tmp_path_factory: pytest.TempPathFactory, data: st.DataObje
     _run(argv)
 
 
-@fuzz_settings(CLI_EXAMPLES)
+@fuzz_settings(CLI_FILE_EXAMPLES)
 @given(data=st.data(), prediction=st.one_of(st.none(), words, st.just("age")),
        missing=st.sampled_from(["none", "profile", "data"]))
 def test_report_cli(tmp_path_factory: pytest.TempPathFactory, data: st.DataObject, prediction: str | None,
@@ -114,7 +113,7 @@ def _valid_profile() -> bytes:
     return json.dumps(REFERENCE.to_json(), allow_nan=True).encode()
 
 
-@fuzz_settings()
+@fuzz_settings(CLI_URL_EXAMPLES)
 @given(model=words, by=st.one_of(st.sampled_from(["version", "variant"]), words), baseline=words, candidate=words,
        service=st.one_of(st.none(), words), window=st.one_of(st.sampled_from(["1h", "30m", "0s", "99999999d"]), words),
        at=st.one_of(st.none(), numbers), alpha=st.one_of(st.none(), numbers), min_count=st.one_of(st.none(), numbers),
@@ -130,7 +129,7 @@ def test_compare_cli(model: str, by: str, baseline: str, candidate: str, service
     _run(argv)
 
 
-@fuzz_settings()
+@fuzz_settings(CLI_URL_EXAMPLES)
 @given(pred_id=st.one_of(words, st.sampled_from(["0" * 32, "f" * 32, "g" * 32, "0" * 31, "0" * 33])),
        jaeger=urls, loki=urls, prometheus=urls, lookback=st.one_of(st.sampled_from(["24h", "0m", "99999d"]), words),
        json_out=st.booleans())

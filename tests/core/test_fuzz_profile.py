@@ -5,7 +5,8 @@ replaced by junk, garbage bytes, truncated or deeply nested JSON, NaN/Infinity l
 return a profile or raise ``ProfileError``, and a profile it returns must then work in a monitor
 and in ``compare()`` - and ``monitor.inference(features=...)`` on a monitor with a reference
 profile (features that are NaN/inf/None/strings/nested/ragged/huge, unseen categories, wrong
-column sets). ``FUZZ_EXAMPLES`` (10 000) cases each, in the default (non-strict) mode.
+column sets). Features: ``FUZZ_EXAMPLES`` (10 000) cases; profile files: ``PROFILE_FILE_EXAMPLES``
+(3 000: each writes, loads and uses a file). Default (non-strict) mode.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from hypothesis import strategies as st
 from otel_ml import ModelMonitor, ProfileError, ReferenceProfile
 from otel_ml._internal import env
 from otel_ml.testing import TelemetryCapture, capture_telemetry
-from tests.core.fuzz import HOSTILE, fuzz_settings, junk, no_bug
+from tests.core.fuzz import HOSTILE, PROFILE_FILE_EXAMPLES, fuzz_settings, junk, no_bug
 
 pytestmark = pytest.mark.fuzz
 
@@ -106,7 +107,7 @@ def _hostile_file(data: st.DataObject) -> bytes:
                                       json.dumps(DOC).encode("utf-16"), b'{"bins": ' + b"9" * 5000 + b"}"]))
 
 
-@fuzz_settings()
+@fuzz_settings(PROFILE_FILE_EXAMPLES)
 @given(data=st.data())
 def test_load_hostile_profile(fcap: TelemetryCapture, tmp_path_factory: pytest.TempPathFactory,
                               data: st.DataObject) -> None:
