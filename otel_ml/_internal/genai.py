@@ -128,8 +128,9 @@ class Generation:
         try:
             self._record(exc)
         except Exception as err:
-            registry.guard(err, "metrics")
-        spans.restore(self._model_token, self._token, registry)
+            registry.guard(err, "metrics")  # re-raises in strict mode: the context still goes back
+        finally:
+            spans.restore(self._model_token, self._token, registry)
 
     # -- recording
     def _record(self, exc: BaseException | None) -> None:

@@ -266,8 +266,9 @@ class Inference:
         try:
             self._finish(exc_type, exc)
         except Exception as err:
-            ctx.selftelemetry.guard(err, "metrics")
-        spans.restore(self._model_token, self._ctx_token, ctx.selftelemetry)
+            ctx.selftelemetry.guard(err, "metrics")  # re-raises in strict mode: the context still goes back
+        finally:
+            spans.restore(self._model_token, self._ctx_token, ctx.selftelemetry)
         if self._feeds.drift is not None or self._prediction_id is not None or self._prediction_ids is not None:
             try:
                 self._feed()
