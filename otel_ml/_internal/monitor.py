@@ -12,6 +12,7 @@ a monitor that is garbage-collected is unlinked as well.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import threading
@@ -129,6 +130,8 @@ class ModelMonitor:
             raise ValueError(f"quality_window_by must be 'label_time' or 'prediction_time', got {quality_window_by!r}")
         if capture_content is not None and not isinstance(capture_content, bool):
             raise TypeError(f"capture_content must be a bool or None, got {type(capture_content).__name__}")
+        if positive_class is not None and label_of(positive_class) is None:
+            raise TypeError(f"positive_class must be a str, int or bool label, got {type(positive_class).__name__}")
         if redact is not None and not callable(redact):
             raise TypeError(f"redact must be a callable(kind, value) or None, got {type(redact).__name__}")
         if clock is not None and not callable(clock):
@@ -319,8 +322,11 @@ class ModelMonitor:
     def record_outcomes(self, prediction_ids: Iterable[str | int], actuals: Iterable[Any]) -> None:
         """Batch form of :meth:`record_outcome`, ids and labels aligned (never raises)."""
         try:
-            ids = [_id_key(i) for i in prediction_ids]
-            labels = [self._actual_key(a) for a in actuals]
+            # Read up to a bound: a lazy iterable (range(10**12), a generator) must not eat the host.
+            ids = [_id_key(i) for i in itertools.islice(prediction_ids, _MAX_OUTCOME_ROWS + 1)]
+            labels = [self._actual_key(a) for a in itertools.islice(actuals, _MAX_OUTCOME_ROWS + 1)]
+            if len(ids) > _MAX_OUTCOME_ROWS or len(labels) > _MAX_OUTCOME_ROWS:
+                raise ValueError(f"more than {_MAX_OUTCOME_ROWS} outcomes in one call")
         except Exception as exc:
             self._ctx.selftelemetry.dropped("invalid_outcomes", "outcomes", detail=exc)
             return
@@ -391,6 +397,8 @@ def _positive_int(arg: str, value: object) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"{arg} must be a positive int, got {value!r}")
 
+
+_MAX_OUTCOME_ROWS = 1_000_000  # rows one record_outcomes call reads (as inference's lazy-iterable bound)
 
 def _duration_bounds(duration_buckets: Iterable[float] | None) -> tuple[float, ...]:
     if duration_buckets is None:

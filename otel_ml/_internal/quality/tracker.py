@@ -68,6 +68,7 @@ histogram; ``max_pending`` predictions.
 
 from __future__ import annotations
 
+import itertools
 import math
 import numbers
 import threading
@@ -566,10 +567,14 @@ def _column(value: object) -> _Col | None:
         return out if isinstance(out, list) else None
     if not isinstance(value, Iterable):
         return None
-    try:
-        return list(value)
+    try:  # a lazy iterable (range, generator) is read up to a bound: range(10**12) must not eat the host
+        out = list(itertools.islice(value, _MAX_ITERABLE_ROWS + 1))
     except Exception:
         return None
+    return out if len(out) <= _MAX_ITERABLE_ROWS else None
+
+
+_MAX_ITERABLE_ROWS = 1_000_000  # as otel_ml/_internal/inference.py: rows read from a lazy iterable
 
 
 def _first_rows(ids: list[Any]) -> tuple[npt.NDArray[np.intp] | None, int, int]:
