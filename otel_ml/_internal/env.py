@@ -92,6 +92,56 @@ TAIL_DECISION_WAIT: Final = "OTEL_ML_TAIL_DECISION_WAIT"
 MEMORY_LIMIT_MIB: Final = "OTEL_ML_MEMORY_LIMIT_MIB"
 """The collector's memory_limiter limit in MiB (default ``512``)."""
 
+# --- TLS and authentication (read by collector/secure.yaml, an overlay on config.yaml) -----------
+TLS_CERT_FILE: Final = "OTEL_ML_TLS_CERT_FILE"
+"""Server certificate chain (PEM) of the OTLP receivers (default ``/etc/otel-ml/tls/tls.crt``)."""
+
+TLS_KEY_FILE: Final = "OTEL_ML_TLS_KEY_FILE"
+"""Its private key (PEM) (default ``/etc/otel-ml/tls/tls.key``)."""
+
+AUTH_TOKEN_FILE: Final = "OTEL_ML_AUTH_TOKEN_FILE"
+"""File with the accepted bearer token(s), one per line, re-read when it changes (set this or the next)."""
+
+AUTH_TOKEN: Final = "OTEL_ML_AUTH_TOKEN"
+"""The accepted bearer token itself, e.g. from a Kubernetes Secret; with neither set the collector refuses to start."""
+
+# --- agents and gateways (read by collector/agent.yaml and collector/gateway.yaml) ---------------
+OTLP_GRPC_PORT: Final = "OTEL_ML_OTLP_GRPC_PORT"
+"""Agent/gateway OTLP gRPC receiver port (default ``4317``)."""
+
+OTLP_HTTP_PORT: Final = "OTEL_ML_OTLP_HTTP_PORT"
+"""Agent/gateway OTLP HTTP receiver port (default ``4318``)."""
+
+PROMETHEUS_PORT: Final = "OTEL_ML_PROMETHEUS_PORT"
+"""Gateway Prometheus exporter port, the scrape target (default ``8889``)."""
+
+TELEMETRY_PORT: Final = "OTEL_ML_TELEMETRY_PORT"
+"""Agent/gateway port of the collector's own metrics (default ``8888``)."""
+
+HEALTH_PORT: Final = "OTEL_ML_HEALTH_PORT"
+"""Agent/gateway health_check port (default ``13133``)."""
+
+ZPAGES_PORT: Final = "OTEL_ML_ZPAGES_PORT"
+"""Agent/gateway zpages port (default ``55679``)."""
+
+PPROF_PORT: Final = "OTEL_ML_PPROF_PORT"
+"""Agent/gateway pprof port (default ``1777``)."""
+
+GATEWAY_ENDPOINTS: Final = "OTEL_ML_GATEWAY_ENDPOINTS"
+"""Agent: the gateways' OTLP gRPC endpoints, a YAML list of ``host:port`` (default ``[127.0.0.1:4417]``)."""
+
+GATEWAY_TLS_INSECURE: Final = "OTEL_ML_GATEWAY_TLS_INSECURE"
+"""Agent: ``false`` sends to the gateways over TLS, verified with ``OTEL_ML_GATEWAY_CA_FILE`` (default ``true``)."""
+
+GATEWAY_CA_FILE: Final = "OTEL_ML_GATEWAY_CA_FILE"
+"""Agent: CA bundle that signed the gateways' certificates (default none)."""
+
+GATEWAY_QUEUE_SIZE: Final = "OTEL_ML_GATEWAY_QUEUE_SIZE"
+"""Agent: batches queued per gateway while it is unreachable (default ``5000``)."""
+
+GATEWAY_RETRY_MAX_ELAPSED: Final = "OTEL_ML_GATEWAY_RETRY_MAX_ELAPSED"
+"""Agent: how long a batch for a gateway is retried (default ``300s``)."""
+
 # --- install and tests (scripts/, tests/) ---------------------------------------------------
 SKIP_STACK_BUILD: Final = "OTEL_ML_SKIP_STACK_BUILD"
 """``1``: ``scripts/install`` skips building the Go backends."""

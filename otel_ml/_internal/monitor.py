@@ -124,8 +124,8 @@ class ModelMonitor:
             raise ValueError(f"prediction_log_sample_rate must be within [0, 1], got {prediction_log_sample_rate!r}")
         for arg, value in (("outcome_ttl_s", outcome_ttl_s), ("quality_window_s", quality_window_s)):
             if isinstance(value, bool) or not isinstance(value, (int, float)) \
-                    or not (value > 0 and math.isfinite(value)):
-                raise ValueError(f"{arg} must be a positive number of seconds, got {value!r}")
+                    or not (value > 0 and value <= _MAX_SECONDS):  # ints past float range too (no OverflowError)
+                raise ValueError(f"{arg} must be a positive number of seconds, got {value!r}"[:200])
         if quality_window_by not in ("label_time", "prediction_time"):
             raise ValueError(f"quality_window_by must be 'label_time' or 'prediction_time', got {quality_window_by!r}")
         if capture_content is not None and not isinstance(capture_content, bool):
@@ -398,6 +398,7 @@ def _positive_int(arg: str, value: object) -> None:
         raise ValueError(f"{arg} must be a positive int, got {value!r}")
 
 
+_MAX_SECONDS = 1e12  # ~31 700 years: any window or TTL past it is a mistake (and inf/NaN fail too)
 _MAX_OUTCOME_ROWS = 1_000_000  # rows one record_outcomes call reads (as inference's lazy-iterable bound)
 
 def _duration_bounds(duration_buckets: Iterable[float] | None) -> tuple[float, ...]:

@@ -6,7 +6,7 @@ an exception otel_ml did not anticipate: ``internal_error`` and the other catch-
 stay at zero. Invalid input counted under its own reason (``invalid_confidence``,
 ``drift_bad_shape``, ...) is what the package is meant to do and is allowed.
 
-``FUZZ_EXAMPLES`` is the number of cases per entry point (10 000; ``OTEL_ML_FUZZ_EXAMPLES`` overrides
+``FUZZ_EXAMPLES`` is the number of cases per entry point (10 000; ``OTEL_ML_TEST_FUZZ_EXAMPLES`` overrides
 it, e.g. ``100`` for a quick local run or ``100000`` for a long one).
 """
 
@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 
 from otel_ml._internal import selftelemetry
 
-FUZZ_EXAMPLES = int(os.environ.get("OTEL_ML_FUZZ_EXAMPLES", "10000"))
+FUZZ_EXAMPLES = int(os.environ.get("OTEL_ML_TEST_FUZZ_EXAMPLES", "10000"))
 # Entry points that read and write files, or build the whole CLI parser, per case (10-30 ms a case
 # on a loaded 2-core machine) run a fraction, so the fuzz modules stay within a few minutes.
 PROFILE_FILE_EXAMPLES = max(1, FUZZ_EXAMPLES * 3 // 10)

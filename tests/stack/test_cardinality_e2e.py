@@ -10,8 +10,8 @@ drives, for each attribute capped in ``otel_ml/_internal/names.py``, 1 000 000 d
   creating a monitor per value (each with a distinct name, version and variant), keeping the
   latest 1 000 alive, so every export holds up to 1 000 live identities. A monitor costs about
   half a millisecond to make here (on 2 busy cores), so this path makes 100 000 of them by
-  default (``OTEL_ML_CARDINALITY_E2E_MONITORS``), not a million; the per-call attributes get
-  ``OTEL_ML_CARDINALITY_E2E_VALUES`` (default 1 000 000) values each.
+  default (``OTEL_ML_TEST_CARDINALITY_MONITORS``), not a million; the per-call attributes get
+  ``OTEL_ML_TEST_CARDINALITY_VALUES`` (default 1 000 000) values each.
 
 Prometheus must then hold at most cap + 1 values of each attribute for the test's service (the
 version and variant caps are per model name, so they are counted under the overflow name), each
@@ -38,8 +38,8 @@ from tests.stack.backends import Backends, get_json, poll
 
 pytestmark = pytest.mark.e2e
 
-N = int(os.environ.get("OTEL_ML_CARDINALITY_E2E_VALUES", "1000000"))
-MONITORS = int(os.environ.get("OTEL_ML_CARDINALITY_E2E_MONITORS", "100000"))
+N = int(os.environ.get("OTEL_ML_TEST_CARDINALITY_VALUES", "1000000"))
+MONITORS = int(os.environ.get("OTEL_ML_TEST_CARDINALITY_MONITORS", "100000"))
 
 SCRIPT = """
 import collections, json, sys, time
