@@ -276,64 +276,24 @@ def _ok(result: object) -> bool:
     return getattr(result, "name", None) == "SUCCESS"
 
 
-class BufferedSpanExporter(SpanExporter):
-    """``inner`` with a bounded retry buffer for spans (see the module doc)."""
+class _Buffered:
+    """What both exporters share: the retry buffer in front of ``inner``, its flush and shutdown."""
 
-    def __init__(self, inner: SpanExporter, capacity: int | None = None,
-                 registry: selftelemetry.SelfTelemetry | None = None,
-                 probe: Callable[[], bool] | None = None) -> None:
+    def __init__(self, inner: Any, signal: str, capacity_env: str, capacity: int | None,
+                 registry: selftelemetry.SelfTelemetry | None, probe: Callable[[], bool] | None) -> None:
         self.inner = inner
         if capacity is None:
-            capacity = capacity_from_env(env.EXPORT_BUFFER_SPANS)
+            capacity = capacity_from_env(capacity_env)
         address = _probe_address(inner)
         if probe is None and address is not None:
             probe = lambda: _reachable(address)  # noqa: E731
-        self.buffer = _RetryBuffer(lambda items: _ok(inner.export(items)), "traces", capacity, probe, registry)
+        self.buffer = _RetryBuffer(lambda items: _ok(inner.export(items)), signal, capacity, probe, registry)
 
-    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+    def _export(self, items: Sequence[Any]) -> bool:
         try:
-            ok = self.buffer.export(spans)
+            return self.buffer.export(items)
         except Exception:  # never into the processor's worker
-            ok = False
-        return SpanExportResult.SUCCESS if ok else SpanExportResult.FAILURE
-
-    def force_flush(self, timeout_millis: int = 30_000) -> bool:
-        try:
-            return self.buffer.flush(timeout_millis) and self.inner.force_flush(timeout_millis) is not False
-        except Exception:
             return False
-
-    def shutdown(self, timeout_millis: float = 30_000, **_: Any) -> None:
-        try:
-            self.buffer.shutdown(timeout_millis)
-        except Exception:
-            pass
-        try:
-            self.inner.shutdown()
-        except Exception:
-            pass
-
-
-class BufferedLogExporter(LogRecordExporter):
-    """``inner`` with a bounded retry buffer for log records (see the module doc)."""
-
-    def __init__(self, inner: LogRecordExporter, capacity: int | None = None,
-                 registry: selftelemetry.SelfTelemetry | None = None,
-                 probe: Callable[[], bool] | None = None) -> None:
-        self.inner = inner
-        if capacity is None:
-            capacity = capacity_from_env(env.EXPORT_BUFFER_LOGS)
-        address = _probe_address(inner)
-        if probe is None and address is not None:
-            probe = lambda: _reachable(address)  # noqa: E731
-        self.buffer = _RetryBuffer(lambda items: _ok(inner.export(items)), "logs", capacity, probe, registry)
-
-    def export(self, batch: Sequence[Any]) -> LogRecordExportResult:
-        try:
-            ok = self.buffer.export(batch)
-        except Exception:
-            ok = False
-        return LogRecordExportResult.SUCCESS if ok else LogRecordExportResult.FAILURE
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
         try:
@@ -349,10 +309,33 @@ class BufferedLogExporter(LogRecordExporter):
         except Exception:
             pass
         try:
-            inner_shutdown: Callable[[], object] = self.inner.shutdown
-            inner_shutdown()
+            self.inner.shutdown()
         except Exception:
             pass
+
+
+class BufferedSpanExporter(_Buffered, SpanExporter):
+    """``inner`` with a bounded retry buffer for spans (see the module doc)."""
+
+    def __init__(self, inner: SpanExporter, capacity: int | None = None,
+                 registry: selftelemetry.SelfTelemetry | None = None,
+                 probe: Callable[[], bool] | None = None) -> None:
+        super().__init__(inner, "traces", env.EXPORT_BUFFER_SPANS, capacity, registry, probe)
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        return SpanExportResult.SUCCESS if self._export(spans) else SpanExportResult.FAILURE
+
+
+class BufferedLogExporter(_Buffered, LogRecordExporter):
+    """``inner`` with a bounded retry buffer for log records (see the module doc)."""
+
+    def __init__(self, inner: LogRecordExporter, capacity: int | None = None,
+                 registry: selftelemetry.SelfTelemetry | None = None,
+                 probe: Callable[[], bool] | None = None) -> None:
+        super().__init__(inner, "logs", env.EXPORT_BUFFER_LOGS, capacity, registry, probe)
+
+    def export(self, batch: Sequence[Any]) -> LogRecordExportResult:
+        return LogRecordExportResult.SUCCESS if self._export(batch) else LogRecordExportResult.FAILURE
 
 
 class _CountingQueue(deque[Any]):
