@@ -52,6 +52,13 @@ class Collector:
             proc.kill()
             proc.wait(10)
 
+    def kill(self) -> None:
+        """SIGKILL: the collector gets no chance to flush what it holds (an outage, not a shutdown)."""
+        proc, self.proc = self.proc, None
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+
     def output(self) -> str:
         try:
             return self.log.read_text(errors="replace")[-4000:]

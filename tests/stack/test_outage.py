@@ -25,13 +25,10 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import textwrap
 import time
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -40,11 +37,11 @@ from typing import Any
 import pytest
 
 from tests.stack.backends import Backends, get_json
+from tests.stack.collectors import BINARY, Collector, scrape
 
 pytestmark = pytest.mark.e2e
 
 REPO = Path(__file__).resolve().parents[2]
-BINARY = REPO / ".stack" / "bin" / "otelcol-otel-ml"
 HOST = "127.0.0.2"
 RATE = 20.0
 BEFORE_S, OUTAGE_S, AFTER_S = 15.0, 60.0, 15.0
@@ -90,55 +87,15 @@ WORKLOAD = textwrap.dedent("""
 """).replace('"MARK"', repr(MARK))
 
 
-def _healthy(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as resp:
-            return 200 <= int(resp.status) < 300
-    except (OSError, ValueError):
-        return False
-
-
-def _start_collector(log: Path, host: str = HOST, **extra: str) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "OTEL_ML_COLLECTOR_HOST": host, "OTEL_ML_TRACE_SAMPLE_PERCENT": "100",
-           "OTEL_ML_TAIL_DECISION_WAIT": "2s", **extra}
-    with log.open("ab") as out:
-        proc = subprocess.Popen([str(BINARY), f"--config={REPO / 'collector/config.yaml'}"], stdout=out,
-                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, start_new_session=True)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"collector exited ({proc.returncode}): {log.read_text(errors='replace')[-3000:]}")
-        if _healthy(f"http://{host}:13133/"):
-            return proc
-        time.sleep(0.3)
-    proc.kill()
-    raise AssertionError(f"collector not healthy on {host}: {log.read_text(errors='replace')[-3000:]}")
-
-
-def _stop(proc: subprocess.Popen[Any] | None, sig: int = signal.SIGTERM) -> None:
-    if proc is None or proc.poll() is not None:
-        return
-    proc.send_signal(sig)
-    try:
-        proc.wait(20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(10)
-
-
-def _scrape(url: str) -> str:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as resp:
-            return str(resp.read().decode())
-    except (OSError, urllib.error.URLError):
-        return ""
+def _collector(log: Path, host: str = HOST, **extra: str) -> Collector:
+    env = {"OTEL_ML_COLLECTOR_HOST": host, "OTEL_ML_TRACE_SAMPLE_PERCENT": "100", "OTEL_ML_TAIL_DECISION_WAIT": "2s",
+           **extra}
+    return Collector([REPO / "collector/config.yaml"], env, log, f"http://{host}:13133/").start()
 
 
 def _inference_count(service: str) -> float:
-    try:
-        with urllib.request.urlopen(f"http://{HOST}:8889/metrics", timeout=5) as resp:
-            text = resp.read().decode()
-    except (OSError, urllib.error.URLError):
+    text = scrape(f"http://{HOST}:8889/metrics")
+    if not text:
         return -1.0
     total = 0.0
     for line in text.splitlines():
@@ -206,10 +163,10 @@ def test_collector_outage_loses_nothing_or_counts_it(backends: Backends, tmp_pat
     services = {"buffered": f"outage-buffered-{run}", "baseline": f"outage-baseline-{run}"}
     stop_file = tmp_path / "stop"
     base_env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
-    collector: subprocess.Popen[bytes] | None = None
+    collector: Collector | None = None
     workloads: dict[str, subprocess.Popen[str]] = {}
     try:
-        collector = _start_collector(tmp_path / "collector.log")
+        collector = _collector(tmp_path / "collector.log")
         for name, service in services.items():
             env = dict(base_env)
             if name == "baseline":
@@ -220,9 +177,9 @@ def test_collector_outage_loses_nothing_or_counts_it(backends: Backends, tmp_pat
                 cwd=REPO)
         time.sleep(BEFORE_S)
         killed_at = time.time()
-        _stop(collector, signal.SIGKILL)
+        collector.kill()
         time.sleep(OUTAGE_S)
-        collector = _start_collector(tmp_path / "collector.log")
+        collector = _collector(tmp_path / "collector.log")
         back_at = time.time()
         time.sleep(AFTER_S)
         stop_file.touch()
@@ -287,7 +244,8 @@ def test_collector_outage_loses_nothing_or_counts_it(backends: Backends, tmp_pat
             if proc.poll() is None:
                 proc.kill()
                 proc.wait(10)
-        _stop(collector)
+        if collector is not None:
+            collector.stop()
 
 
 # The backend outage: collector A (the one services send to) exports traces and logs to collector B,
@@ -310,31 +268,31 @@ def test_backend_outage_is_queued_in_the_collector_and_delivered_after(backends:
         pytest.skip(f"{BINARY} not built")
     service = f"backend-outage-{uuid.uuid4().hex[:8]}"
     stop_file = tmp_path / "stop"
-    a: subprocess.Popen[bytes] | None = None
-    b: subprocess.Popen[bytes] | None = None
+    a: Collector | None = None
+    b: Collector | None = None
     workload: subprocess.Popen[str] | None = None
     try:
-        b = _start_collector(tmp_path / "b.log", HOST_B)
-        a = _start_collector(tmp_path / "a.log", HOST_A, OTEL_ML_JAEGER_OTLP_ENDPOINT=f"{HOST_B}:4317",
+        b = _collector(tmp_path / "b.log", HOST_B)
+        a = _collector(tmp_path / "a.log", HOST_A, OTEL_ML_JAEGER_OTLP_ENDPOINT=f"{HOST_B}:4317",
                              OTEL_ML_LOKI_OTLP_ENDPOINT=f"http://{HOST_B}:4318")
         env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
         workload = subprocess.Popen(
             [sys.executable, "-c", WORKLOAD, f"http://{HOST_A}:4317", service, str(stop_file), str(RATE)],
             stdout=subprocess.PIPE, stderr=(tmp_path / "workload.err").open("w"), text=True, env=env, cwd=REPO)
         time.sleep(10)
-        _stop(b)  # graceful: what B itself holds reaches Jaeger/Loki; this tests A
+        b.stop()  # graceful: what B itself holds reaches Jaeger/Loki; this tests A
         queued = {"traces": 0.0, "logs": 0.0}
         capacity: dict[str, float] = {}
         deadline = time.monotonic() + BACKEND_OUTAGE_S
         while time.monotonic() < deadline:
-            text = _scrape(f"http://{HOST_A}:8888/metrics")
+            text = scrape(f"http://{HOST_A}:8888/metrics")
             for line in text.splitlines():
                 if line.startswith("otelcol_exporter_queue_capacity{"):
                     capacity[line.split('exporter="', 1)[1].split('"', 1)[0]] = float(line.rsplit(" ", 1)[1])
             queued["traces"] = max(queued["traces"], _queue_size(text, "otlp_grpc/jaeger"))
             queued["logs"] = max(queued["logs"], _queue_size(text, "otlp_http/loki"))
             time.sleep(2)
-        b = _start_collector(tmp_path / "b.log", HOST_B)
+        b = _collector(tmp_path / "b.log", HOST_B)
         time.sleep(10)
         stop_file.touch()
         out, _ = workload.communicate(timeout=90)
@@ -359,5 +317,6 @@ def test_backend_outage_is_queued_in_the_collector_and_delivered_after(backends:
         if workload is not None and workload.poll() is None:
             workload.kill()
             workload.wait(10)
-        _stop(a)
-        _stop(b)
+        for c in (a, b):
+            if c is not None:
+                c.stop()
