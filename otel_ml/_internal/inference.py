@@ -9,7 +9,6 @@ caller: bad values are counted in the model's self-telemetry.
 
 from __future__ import annotations
 
-import itertools
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -19,6 +18,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 
 from otel_ml._internal import energy, instruments, names, selftelemetry, spans
+from otel_ml._internal.bounded import read_bounded
 from otel_ml._internal.context import ModelContext
 from otel_ml._internal.labels import BoundedValues
 from otel_ml._internal.logs import CURRENT_MODEL, READERS
@@ -586,13 +586,10 @@ def _as_list(values: Any) -> list[Any] | None:
     if isinstance(values, (str, bytes, Mapping)):
         return None
     try:  # a lazy iterable (range, generator) is read up to a bound: memory stays bounded
-        out = list(itertools.islice(values, _MAX_ITERABLE_ROWS + 1))
+        return read_bounded(values)
     except TypeError:
         return None
-    return out if len(out) <= _MAX_ITERABLE_ROWS else None
 
-
-_MAX_ITERABLE_ROWS = 1_000_000  # rows read from an iterable that is not a list, tuple or array
 
 
 _MAX_BATCH_SIZE = 2**53  # past this a batch size is garbage (and no longer a float's exact integer)

@@ -12,7 +12,6 @@ a monitor that is garbage-collected is unlinked as well.
 
 from __future__ import annotations
 
-import itertools
 import logging
 import math
 import threading
@@ -25,6 +24,7 @@ from opentelemetry import metrics as otel_metrics
 from opentelemetry import trace
 
 from otel_ml._internal import env, forksafe, instruments, observe, prediction_log, selftelemetry
+from otel_ml._internal.bounded import MAX_ITERABLE_ROWS, read_bounded
 from otel_ml._internal.context import ModelContext
 from otel_ml._internal.genai import Generation, wrap_stream
 from otel_ml._internal.inference import Feeds, Inference, InferenceMetrics, OutcomeSink, Outputs
@@ -323,10 +323,11 @@ class ModelMonitor:
         """Batch form of :meth:`record_outcome`, ids and labels aligned (never raises)."""
         try:
             # Read up to a bound: a lazy iterable (range(10**12), a generator) must not eat the host.
-            ids = [_id_key(i) for i in itertools.islice(prediction_ids, _MAX_OUTCOME_ROWS + 1)]
-            labels = [self._actual_key(a) for a in itertools.islice(actuals, _MAX_OUTCOME_ROWS + 1)]
-            if len(ids) > _MAX_OUTCOME_ROWS or len(labels) > _MAX_OUTCOME_ROWS:
-                raise ValueError(f"more than {_MAX_OUTCOME_ROWS} outcomes in one call")
+            id_rows, label_rows = read_bounded(prediction_ids), read_bounded(actuals)
+            if id_rows is None or label_rows is None:
+                raise ValueError(f"more than {MAX_ITERABLE_ROWS} outcomes in one call")
+            ids = [_id_key(i) for i in id_rows]
+            labels = [self._actual_key(a) for a in label_rows]
         except Exception as exc:
             self._ctx.selftelemetry.dropped("invalid_outcomes", "outcomes", detail=exc)
             return
@@ -399,7 +400,6 @@ def _positive_int(arg: str, value: object) -> None:
 
 
 _MAX_SECONDS = 1e12  # ~31 700 years: any window or TTL past it is a mistake (and inf/NaN fail too)
-_MAX_OUTCOME_ROWS = 1_000_000  # rows one record_outcomes call reads (as inference's lazy-iterable bound)
 
 def _duration_bounds(duration_buckets: Iterable[float] | None) -> tuple[float, ...]:
     if duration_buckets is None:

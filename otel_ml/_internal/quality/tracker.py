@@ -68,7 +68,6 @@ histogram; ``max_pending`` predictions.
 
 from __future__ import annotations
 
-import itertools
 import math
 import numbers
 import threading
@@ -81,6 +80,7 @@ import numpy.typing as npt
 
 from otel_ml._internal import forksafe
 from otel_ml._internal import selftelemetry as _selftelemetry
+from otel_ml._internal.bounded import read_bounded
 from otel_ml._internal.quality.codes import BAD, NEW, ClassCodes, usable
 from otel_ml._internal.quality.report import QualityReport, classification_report, regression_report
 from otel_ml._internal.quality.store import Joined, PendingStore
@@ -568,13 +568,9 @@ def _column(value: object) -> _Col | None:
     if not isinstance(value, Iterable):
         return None
     try:  # a lazy iterable (range, generator) is read up to a bound: range(10**12) must not eat the host
-        out = list(itertools.islice(value, _MAX_ITERABLE_ROWS + 1))
+        return read_bounded(value)
     except Exception:
         return None
-    return out if len(out) <= _MAX_ITERABLE_ROWS else None
-
-
-_MAX_ITERABLE_ROWS = 1_000_000  # as otel_ml/_internal/inference.py: rows read from a lazy iterable
 
 
 def _first_rows(ids: list[Any]) -> tuple[npt.NDArray[np.intp] | None, int, int]:
