@@ -13,8 +13,8 @@ otel_ml needs five things the SDK does not offer publicly (yet):
    SDK's built-in samplers never read span attributes, so they need not be built before the start.
 4. **Adding attributes otel_ml built itself without re-validating them** (:func:`set_trusted_attributes`);
    ``Span.set_attributes`` spends about 1 us per value re-checking types we know are valid.
-5. **No fork in the middle of a collection** (:func:`guard_fork`): a child forked while the
-   metric reader thread collects would inherit the SDK's collection locks held forever.
+5. **No fork in the middle of a collection or export** (:func:`guard_fork`): a child forked while the
+   metric reader thread collects or exports would inherit the SDK's locks held forever.
 
 :func:`probe` checks, once per process, that the internals exist with the expected shapes on a
 throwaway provider; where they do not, every caller falls back to public API (or, for 1, the
@@ -25,6 +25,7 @@ allows and the newest (``scripts/test``).
 Internals used, all of them: ``MeterProvider._measurement_consumer`` (its ``collect``) and
 ``._sdk_config.resource``; ``MetricReader._collect``, ``._set_collect_callback`` and
 ``._instrument_class_temporality`` keyed by the SDK's ``_Counter`` / ``_Histogram`` classes;
+``PeriodicExportingMetricReader._export_lock`` (taken around ``fork()`` too);
 ``ParentBased``'s five delegate attributes; ``MeterProvider._measurement_consumer._lock`` (taken
 around ``fork()`` so no collection is cut in half, :func:`guard_fork`); a span's ``_attributes`` (``BoundedAttributes``:
 ``_dict``, ``maxlen``, ``max_value_len``) and ``_end_time``.
@@ -169,34 +170,67 @@ def hook_provider(provider: MeterProvider, merge: Merge) -> bool:
 # callback - process metrics read psutil for milliseconds - and every aggregation's own lock). A
 # process that forks while its metric reader thread collects (gunicorn --preload, uvicorn
 # --workers) hands the child that lock, and the aggregations' locks, held by a thread the child
-# does not have: the child's first collection waits forever and its metrics never leave. The SDK
-# renews its providers' own locks after fork, not these. So, before a fork, wait (bounded) for a
-# collection in progress to end by taking the consumer's lock, and release it on both sides after.
+# does not have: the child's first collection waits forever and its metrics never leave. The same
+# holds for a PeriodicExportingMetricReader's ``_export_lock``, held for the whole export that
+# follows each collection (milliseconds against a live collector): a child forked then never
+# exports a metric again (seen as one gunicorn --preload worker in 5-15 missing from Prometheus
+# while its spans arrived). The SDK renews its providers' own locks after fork, not these. So,
+# before a fork, wait (bounded) for a collection and an export in progress to end by taking those
+# locks, and release them on both sides after; an export lock still busy when the wait ends is
+# replaced by a fresh one in the child.
 
 _GUARDED: weakref.WeakSet[MeterProvider] = weakref.WeakSet()
 _HELD: list[Any] = []
+_BUSY_EXPORTS: list[Any] = []
 FORK_WAIT_S = 5.0
+EXPORT_WAIT_S = 2.0
 
 
 def guard_fork(provider: MeterProvider) -> None:
-    """No fork happens in the middle of one of ``provider``'s collections (bounded wait)."""
+    """No fork happens in the middle of one of ``provider``'s collections or exports (bounded wait)."""
     try:
         _GUARDED.add(provider)
     except TypeError:
         pass
 
 
+def _export_locked_readers(provider: MeterProvider) -> list[Any]:
+    consumer = getattr(provider, "_measurement_consumer", None)
+    readers = list(getattr(consumer, "_reader_storages", None) or ())
+    return [r for r in readers if hasattr(r, "_export_lock")]
+
+
 def _before_fork() -> None:
     for provider in list(_GUARDED):
-        lock = getattr(getattr(provider, "_measurement_consumer", None), "_lock", None)
         try:
+            lock = getattr(getattr(provider, "_measurement_consumer", None), "_lock", None)
             if lock is not None and lock.acquire(timeout=FORK_WAIT_S):
                 _HELD.append(lock)
+            for reader in _export_locked_readers(provider):
+                export_lock = reader._export_lock
+                if export_lock.acquire(timeout=EXPORT_WAIT_S):
+                    _HELD.append(export_lock)
+                else:
+                    _BUSY_EXPORTS.append(reader)
         except Exception:
             continue
 
 
-def _after_fork() -> None:
+def _after_fork_in_parent() -> None:
+    _BUSY_EXPORTS.clear()
+    _release_held()
+
+
+def _after_fork_in_child() -> None:
+    while _BUSY_EXPORTS:
+        try:
+            _BUSY_EXPORTS.pop()._export_lock = threading.Lock()
+        except Exception:
+            continue
+    _release_held()
+
+
+def _release_held() -> None:
     while _HELD:
         try:
             _HELD.pop().release()
@@ -205,7 +239,8 @@ def _after_fork() -> None:
 
 
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(before=_before_fork, after_in_parent=_after_fork, after_in_child=_after_fork)
+    os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_in_parent,
+                        after_in_child=_after_fork_in_child)
 
 
 def resource_of(provider: MeterProvider) -> Resource:

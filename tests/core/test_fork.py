@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from typing import Any
 
 import pytest
 
@@ -126,3 +127,84 @@ def test_a_fork_during_a_collection_waits_for_it_so_the_child_can_collect() -> N
         status = _exit_status(pid, "the child forked during a collection could not collect")
         assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status
         monitor.close()
+
+
+class _SlowExporter:
+    """A metric exporter whose export blocks while ``gate`` is closed (a collector taking its time)."""
+
+    def __init__(self) -> None:
+        from opentelemetry.sdk.metrics.export import AggregationTemporality
+
+        self._preferred_temporality: dict[type, AggregationTemporality] = {}
+        self._preferred_aggregation: dict[type, Any] = {}
+        self.exporting, self.gate = threading.Event(), threading.Event()
+        self.exported: list[set[str]] = []
+
+    def export(self, metrics_data: Any, timeout_millis: float = 10_000, **kwargs: Any) -> Any:
+        from opentelemetry.sdk.metrics.export import MetricExportResult
+
+        if threading.current_thread() is not threading.main_thread():
+            self.exporting.set()
+            self.gate.wait(10)
+        self.exported.append({m.name for rm in metrics_data.resource_metrics
+                              for sm in rm.scope_metrics for m in sm.metrics})
+        return MetricExportResult.SUCCESS
+
+    def force_flush(self, timeout_millis: float = 10_000) -> bool:
+        return True
+
+    def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
+        pass
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this platform")
+@pytest.mark.parametrize("export_ends", ["during the wait", "after the wait"])
+def test_a_fork_during_an_export_leaves_the_child_able_to_export(
+        export_ends: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A PeriodicExportingMetricReader holds its export lock for the whole export after each
+    collection; a gunicorn --preload worker forked then never exported a metric again (CI, about one
+    run in ten). The fork waits for the export (bounded); an export still running when the wait
+    ends leaves the child a fresh lock."""
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+
+    from otel_ml._internal import sdk_seam
+
+    monkeypatch.setattr(sdk_seam, "EXPORT_WAIT_S", 5.0 if export_ends == "during the wait" else 0.2, raising=False)
+    exporter = _SlowExporter()
+    reader = PeriodicExportingMetricReader(exporter, export_interval_millis=10**9)  # type: ignore[arg-type]
+    provider = MeterProvider(metric_readers=[reader], shutdown_on_exit=False)
+    monitor = otel_ml.ModelMonitor("forked-export", meter_provider=provider)
+    try:
+        with monitor.inference(batch_size=1):
+            pass
+        producer_for(provider)
+        exporting = threading.Thread(target=reader.collect, daemon=True)
+        exporting.start()
+        assert exporter.exporting.wait(10)  # the export lock is held by that thread now
+        if export_ends == "during the wait":
+            threading.Timer(0.3, exporter.gate.set).start()
+        started = time.monotonic()
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                exporter.gate.set()
+                before = len(exporter.exported)
+                with monitor.inference(batch_size=1):
+                    pass
+                done = threading.Thread(target=reader.collect, daemon=True)  # as the reader's own thread would
+                done.start()
+                done.join(5)
+                code = 0 if len(exporter.exported) > before and "ml.inference.duration" in exporter.exported[-1] else 2
+            finally:
+                os._exit(code)
+        waited = time.monotonic() - started
+        exporter.gate.set()
+        exporting.join(10)
+        status = _exit_status(pid, "the child forked during an export could not export")
+        assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status
+        assert waited < 5.0  # bounded: a stuck export never holds a fork longer than the wait
+    finally:
+        monitor.close()
+        provider.shutdown()
