@@ -225,3 +225,28 @@ def test_uninstrument_restores_every_method(cap: TelemetryCapture) -> None:
         assert _inferences(cap) == 0
     finally:
         SklearnInstrumentor().instrument(tracer_provider=cap.tracer_provider, meter_provider=cap.meter_provider)
+
+
+def test_models_past_the_cap_are_recorded_as_other(cap: TelemetryCapture, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past MAX_MODELS identities a model's calls still count - under one ``other`` monitor per task -
+    and each identity that overflowed is counted in otel_ml.dropped."""
+    from sklearn.naive_bayes import GaussianNB
+    from sklearn.neighbors import KNeighborsClassifier
+    from sklearn.tree import DecisionTreeClassifier
+
+    from otel_ml._internal.auto import registry
+
+    monkeypatch.setattr(registry, "MAX_MODELS", 2)
+    x, y = load_iris(return_X_y=True)
+    models = [m.fit(x, y) for m in (LogisticRegression(max_iter=1000), DecisionTreeClassifier(random_state=0),
+                                    GaussianNB(), KNeighborsClassifier())]
+    for model in models:
+        model.predict(x[:3])
+        model.predict(x[:2])
+    assert _inferences(cap, **{"ml.model.name": "LogisticRegression"}) == 2
+    assert _inferences(cap, **{"ml.model.name": "DecisionTreeClassifier"}) == 2
+    assert _inferences(cap, **{"ml.model.name": "other", "ml.model.version": "other"}) == 4
+    assert {p.attributes["ml.model.name"] for p in cap.points("ml.inference.duration")} == {
+        "LogisticRegression", "DecisionTreeClassifier", "other"}
+    assert cap.histogram("ml.inference.batch.size", **{"ml.model.name": "other"}).sum == 10
+    assert selftelemetry.DEFAULT.count("auto_model_cap") == 2

@@ -2,8 +2,9 @@
 
 Objects are looked up weakly (a model garbage-collected takes its entry with it); identities map
 to one monitor, so a model re-loaded from the same file, or two workers' copies, share one. The
-number of monitors is capped: past :data:`MAX_MODELS` identities, calls are served but not
-recorded, counted (``auto_model_cap``) and logged once.
+number of monitors is capped: past :data:`MAX_MODELS` identities, a model's calls are recorded
+under one overflow monitor per task, named and versioned ``other`` (the same overflow value as every
+other capped attribute), and each new identity that lands there is counted (``auto_model_cap``).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, cast
 
-from otel_ml._internal import forksafe, selftelemetry
+from otel_ml._internal import forksafe, names, selftelemetry
 from otel_ml._internal.auto.identity import Identity, Resolver
 from otel_ml._internal.auto.origins import path_of
 from otel_ml._internal.labels import label_of
@@ -30,6 +31,8 @@ class Models:
             weakref.WeakKeyDictionary())
         self._by_identity: dict[tuple[str, str, str | None], ModelMonitor] = {}
         self._framework: dict[tuple[str, str, str | None], str] = {}
+        # task -> (monitor, framework) of the models past MAX_MODELS
+        self._overflow: dict[str, tuple[ModelMonitor, str]] = {}
         self._resolver: Resolver | None = None
         # Providers given to an instrumentor's instrument(); None: the global ones.
         self.tracer_provider: Any = None
@@ -43,6 +46,10 @@ class Models:
             for key in keys:
                 self._by_identity.pop(key).close()
                 del self._framework[key]
+            for task, (overflow, owner) in list(self._overflow.items()):
+                if framework is None or owner == framework:
+                    overflow.close()
+                    del self._overflow[task]
             if framework is None or not self._by_identity:
                 self._by_object = weakref.WeakKeyDictionary()
                 self._resolver = None
@@ -76,10 +83,15 @@ class Models:
             identity = self._resolver.resolve(obj, framework=framework, default_name=default_name,
                                               path=path_of(obj), content_hash=content_hash)
             monitor = self._by_identity.get(identity.key)
+            if monitor is None and len(self._by_identity) >= MAX_MODELS:
+                selftelemetry.dropped("auto_model_cap", "metrics", detail=identity.name)
+                identity = Identity(names.OVERFLOW_VALUE, names.OVERFLOW_VALUE)
+                found_overflow = self._overflow.get(task)
+                if found_overflow is None:  # one per task at most: bounded
+                    found_overflow = self._overflow[task] = (
+                        _make(identity, task, None, self.tracer_provider, self.meter_provider), framework)
+                monitor = found_overflow[0]
             if monitor is None:
-                if len(self._by_identity) >= MAX_MODELS:
-                    selftelemetry.dropped("auto_model_cap", "metrics", detail=identity.name)
-                    return None
                 monitor = self._by_identity[identity.key] = _make(identity, task, raw_classes,
                                                                   self.tracer_provider, self.meter_provider)
                 self._framework[identity.key] = framework
@@ -92,7 +104,7 @@ class Models:
 
     def monitors(self) -> list[ModelMonitor]:
         with self._lock:
-            return list(self._by_identity.values())
+            return [*self._by_identity.values(), *(monitor for monitor, _ in self._overflow.values())]
 
 
 def _make(identity: Identity, task: str, raw_classes: Sequence[Any] | None, tracer_provider: Any,
