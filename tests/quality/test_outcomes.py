@@ -132,6 +132,13 @@ def test_bounded_classes_overflow_to_other(tel: SelfTelemetry) -> None:
         t.record(i, f"c{i}")
     labels = {p for p, _ in t.outcome_counts()}
     assert "other" in labels and len(labels) <= 4
+    # The positive label 1 and c0, c1 have codes; c2..c9 overflowed as predictions and as labels.
+    assert tel.count("outcome_class_cardinality_cap", "outcomes") == 2 * 8
+    t.remember_many(["b1", "b2", "b3"], ["c0", "c8", "new"])
+    t.record_many(["b1", "b2", "b3", "unknown-id"], ["c9", "c1", "c0", "c7"])
+    t.record("unknown-id", "c5")  # not joined: counted as unmatched only
+    assert tel.count("outcome_class_cardinality_cap", "outcomes") == 16 + 2 + 1
+    assert t.unmatched["unknown"] == 2
 
 
 def test_window_slides(tel: SelfTelemetry) -> None:

@@ -100,6 +100,7 @@ BAD_SCORE = "outcome_bad_score"
 BAD_CONFIDENCE = "outcome_bad_confidence"
 BAD_VALUE = "outcome_bad_value"
 STORE_FULL = "outcome_store_full"
+CLASS_CAP = "outcome_class_cardinality_cap"  # a label past max_classes, counted under "other"
 
 _POSITIVE_CODE = 0  # the positive label is the first one given a code
 # Scores and confidences are stored as float32; larger magnitudes would overflow (and warn).
@@ -198,13 +199,17 @@ class OutcomeTracker:
         c, bad_conf = _one_float(confidence)
         evicted = 0
         with self._lock:
+            over = False
             if self._codes is not None:
                 code = self._codes.encode(predicted)
                 value = float(code) if code != BAD else math.nan
+                over = code == self._codes.overflow
             else:
                 value = _finite_or_nan(predicted)
             if not math.isnan(value):
                 evicted = self._store.put(prediction_id, self._clock(), value, s, c)
+        if over:
+            self._tel.dropped(CLASS_CAP, _SIGNAL, 1, detail=_brief(predicted))
         if math.isnan(value):
             self._tel.dropped(BAD_PREDICTION, _SIGNAL, 1, detail=_brief(predicted))
         if bad_score:
@@ -238,6 +243,9 @@ class OutcomeTracker:
                 labels = [labels[i] for i in rows.tolist()]
             with self._lock:
                 codes = self._codes.encode_many(labels)
+            over = int(np.count_nonzero(codes == self._codes.overflow))
+            if over:
+                self._tel.dropped(CLASS_CAP, _SIGNAL, over)
             keep = codes != BAD
             values = codes.astype(np.float64)
         bad_predictions = len(keep) - int(np.count_nonzero(keep))
@@ -283,6 +291,7 @@ class OutcomeTracker:
                 self._unmatched["unknown"] += 1
             self._tel.dropped(UNHASHABLE_ID, _SIGNAL, 1, detail=type(prediction_id).__name__)
             return
+        joined = False
         with self._lock:
             codes = self._codes
             if codes is not None:
@@ -300,6 +309,9 @@ class OutcomeTracker:
                         value = float(codes.encode(actual))
                     self._count_one(now, found, value)
                     self._cache = None
+                    joined = True
+        if joined and codes is not None and value == codes.overflow:
+            self._tel.dropped(CLASS_CAP, _SIGNAL, 1, detail=_brief(actual))
         if math.isnan(value):
             self._tel.dropped(BAD_VALUE, _SIGNAL, 1, detail=_brief(actual))
 
@@ -350,6 +362,7 @@ class OutcomeTracker:
             values = values[kept]
             if labels:
                 labels = [labels[i] for i in kept.tolist()]
+        over_labels = 0
         with self._lock:
             now = self._clock()
             joined = self._store.pop_many(keys, now)
@@ -361,10 +374,13 @@ class OutcomeTracker:
                     new = np.flatnonzero(actual == NEW)
                     for i in new.tolist():
                         actual[i] = self._codes.encode(labels[int(joined.rows[i])])
+                    over_labels = int(np.count_nonzero(actual == self._codes.overflow))
                 self._count(now, joined, actual)
             self._cache = None
         if bad:
             self._tel.dropped(BAD_VALUE, _SIGNAL, bad)
+        if over_labels:
+            self._tel.dropped(CLASS_CAP, _SIGNAL, over_labels)
         if joined.unhashable:
             self._tel.dropped(UNHASHABLE_ID, _SIGNAL, joined.unhashable)
 
