@@ -263,6 +263,17 @@ def _queue_size(text: str, exporter: str) -> float:
     return total
 
 
+def _drained(metrics_url: str, since: float, timeout: float) -> float | None:
+    """Seconds from ``since`` until the collector's trace and log sending queues are both empty."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        text = scrape(metrics_url)
+        if text and _queue_size(text, "otlp_grpc/jaeger") == 0 and _queue_size(text, "otlp_http/loki") == 0:
+            return round(time.monotonic() - since, 1)
+        time.sleep(1)
+    return None
+
+
 def test_backend_outage_is_queued_in_the_collector_and_delivered_after(backends: Backends, tmp_path: Path) -> None:
     if not BINARY.exists():
         pytest.skip(f"{BINARY} not built")
@@ -295,16 +306,21 @@ def test_backend_outage_is_queued_in_the_collector_and_delivered_after(backends:
         b = _collector(tmp_path / "b.log", HOST_B)
         time.sleep(10)
         stop_file.touch()
+        back_at = time.monotonic() - 10
         out, _ = workload.communicate(timeout=90)
         err = (tmp_path / "workload.err").read_text(errors="replace")
         assert workload.returncode == 0, err[-3000:]
         result = json.loads(out.strip().splitlines()[-1])
         made = int(result["made"])
+        # A's retries reach B again only once gRPC's reconnect backoff (up to 2 min, grown over the
+        # outage) lets the channel reconnect: wait for both queues to drain rather than guessing.
+        drained_after = _drained(f"http://{HOST_A}:8888/metrics", back_at, timeout=180)
         traces = _settle(lambda: _jaeger_traces(backends, service), made, timeout=90)
         lines = _settle(lambda: _loki_lines(backends, service), made, timeout=90)
         print("\nBACKEND OUTAGE FIGURES " + json.dumps(
             {"made": made, "traces": len(traces), "logs": len(lines), "max_queued": queued,
-             "queue_capacity": capacity, "sdk_dropped": result["dropped"]}))
+             "queue_capacity": capacity, "queues_drained_s_after_backend_back": drained_after,
+             "sdk_dropped": result["dropped"]}))
         assert result["failed"] == 0
         # A held data while B was down (its queue grew, within the configured bound) ...
         assert capacity == {"otlp_grpc/jaeger": 100_000, "otlp_http/loki": 100_000}, capacity
