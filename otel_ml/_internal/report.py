@@ -154,7 +154,7 @@ def _is_number(v: Any) -> bool:
     try:
         float(v)
         return not isinstance(v, bool)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return False
 
 

@@ -163,6 +163,19 @@ def test_version_2_prediction_kind_is_checked(tmp_path: Path) -> None:
         ReferenceProfile.load(path)
 
 
+@pytest.mark.parametrize("where", ["feature", "prediction"])
+def test_numbers_past_floats_range_are_a_profile_error(tmp_path: Path, where: str) -> None:
+    """JSON integers have no bound: one past float's range (found by fuzzing) is a ProfileError
+    naming the feature, not an OverflowError."""
+    doc = ReferenceProfile.from_data({"a": np.arange(100.0)}, predictions=np.linspace(0, 1, 100)).to_json()
+    target = doc["features"][0] if where == "feature" else doc["prediction"]
+    target["max"] = 10 ** 400
+    path = tmp_path / "p.json"
+    path.write_text(json.dumps(doc))
+    with pytest.raises(ProfileError, match=f"feature '{target['name']}' has an invalid field"):
+        ReferenceProfile.load(path)
+
+
 def _cli(tmp_path: Path) -> tuple[argparse.ArgumentParser, Path]:
     from otel_ml._internal.drift import cli
 

@@ -141,7 +141,7 @@ class FeatureProfile:
                                        f"for {len(fp.categories)} categories (expected categories + 1)")
         except KeyError as exc:
             raise ProfileError(f"feature {d.get('name', '?')!r} is missing field {exc.args[0]!r}") from None
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, OverflowError) as exc:  # OverflowError: an int past float's range
             if isinstance(exc, ProfileError):
                 raise
             raise ProfileError(f"feature {d.get('name', '?')!r} has an invalid field: {exc}") from None
@@ -219,7 +219,7 @@ def build_feature(name: str, values: Any, kind: FeatureKind, *, bins: int, top_k
         try:
             num = arr.astype(np.float64) if arr.dtype.kind in "iufb" else np.array(
                 [math.nan if is_missing(v) else float(v) for v in arr.tolist()], dtype=np.float64)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise ValueError(f"feature {name!r} is declared numeric but has non-numeric values") from None
         finite = num[np.isfinite(num)]
         if finite.size == 0:

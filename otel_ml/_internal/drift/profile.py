@@ -168,7 +168,7 @@ def _prediction_values(predictions: Any, kind: str | None) -> tuple[Any, Predict
     if arr.dtype.kind not in "iuf":
         try:
             arr = np.array([math.nan if is_missing(v) else float(v) for v in arr.tolist()], dtype=np.float64)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise ValueError(f"predictions: prediction_kind={pkind!r} needs numbers, got {arr.dtype} "
                              "values; pass prediction_kind='class' for labels") from None
     num = arr.astype(np.float64)
