@@ -176,6 +176,18 @@ def test_numbers_past_floats_range_are_a_profile_error(tmp_path: Path, where: st
         ReferenceProfile.load(path)
 
 
+@pytest.mark.parametrize("categories", [[{"a": 1}, "eu"], [["eu"]], {"eu": 1}, "eu"])
+def test_categories_must_be_a_list_of_labels(tmp_path: Path, categories: Any) -> None:
+    """A category that is an object or a list (found by fuzzing: it reached the drift tracker and
+    raised there, unhashable) is a ProfileError when the file is loaded."""
+    doc = ReferenceProfile.from_data({"region": np.array(["eu", "us"] * 50)}).to_json()
+    doc["features"][0]["categories"] = categories
+    path = tmp_path / "p.json"
+    path.write_text(json.dumps(doc))
+    with pytest.raises(ProfileError, match="categories must be a list"):
+        ReferenceProfile.load(path)
+
+
 def _cli(tmp_path: Path) -> tuple[argparse.ArgumentParser, Path]:
     from otel_ml._internal.drift import cli
 

@@ -135,7 +135,12 @@ class FeatureProfile:
                     raise ProfileError(f"feature {fp.name!r}: {len(fp.proportions)} proportions "
                                        f"for {len(fp.edges)} edges (expected edges + 1)")
             else:
-                fp = cls(**common, categories=tuple(d["categories"]))
+                categories = d["categories"]
+                if not isinstance(categories, list) or not all(
+                        isinstance(c, (str, int, float, bool)) for c in categories):
+                    raise ProfileError(f"feature {common['name']!r}: categories must be a list of strings, "
+                                       "numbers or booleans")
+                fp = cls(**common, categories=tuple(categories))
                 if len(fp.proportions) != len(fp.categories) + 1:
                     raise ProfileError(f"feature {fp.name!r}: {len(fp.proportions)} proportions "
                                        f"for {len(fp.categories)} categories (expected categories + 1)")
