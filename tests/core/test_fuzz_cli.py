@@ -2,9 +2,9 @@
 
 The contract: a clear one-line error and exit status 2 (argparse's usage errors are SystemExit(2)),
 or a normal exit status - never a traceback. ``otel-ml profile`` and ``otel-ml report`` read and
-write files (pandas, a profile, an HTML report: ~30 ms a case on a loaded 2-core machine), so they
-run ``CLI_FILE_EXAMPLES`` (500) cases each; ``compare`` and ``explain`` (hostile URLs, ids, ranges,
-numbers; servers on a closed loopback port; ~10-15 ms a case) ``CLI_URL_EXAMPLES`` (2 000) each.
+write files (pandas, a profile, an HTML report: ~30 ms a case on a loaded 2-core machine);
+``compare`` and ``explain`` get hostile URLs, ids, ranges and numbers (servers on a closed loopback
+port; ~10-15 ms a case). Each runs ``FUZZ_EXAMPLES`` (10 000) cases, in the fuzz stage of scripts/test.
 """
 
 from __future__ import annotations

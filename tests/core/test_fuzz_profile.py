@@ -5,8 +5,8 @@ replaced by junk, garbage bytes, truncated or deeply nested JSON, NaN/Infinity l
 return a profile or raise ``ProfileError``, and a profile it returns must then work in a monitor
 and in ``compare()`` - and ``monitor.inference(features=...)`` on a monitor with a reference
 profile (features that are NaN/inf/None/strings/nested/ragged/huge, unseen categories, wrong
-column sets). Features: ``FUZZ_EXAMPLES`` (10 000) cases; profile files: ``PROFILE_FILE_EXAMPLES``
-(3 000: each writes, loads and uses a file). Default (non-strict) mode.
+column sets). ``FUZZ_EXAMPLES`` (10 000) cases each (a profile-file case writes, loads and uses a
+file). Default (non-strict) mode.
 """
 
 from __future__ import annotations
