@@ -422,7 +422,7 @@ def run(args: argparse.Namespace) -> int:
         report = from_data(args.profile, args.data, args.prediction)
     try:
         out.write_text(render(report), encoding="utf-8")
-    except OSError as exc:
+    except (OSError, ValueError) as exc:  # ValueError: a NUL byte in the path
         raise CLIError(f"{out}: cannot write the report: {exc}") from None
     drifted = [f.name for f in report.features if f.status == "drift"]
     print(f"wrote {out}: {len(report.features)} features, {len(drifted)} drifting"

@@ -92,16 +92,20 @@ def test_profile_cli(tmp_path_factory: pytest.TempPathFactory, data: st.DataObje
 
 @fuzz_settings(CLI_FILE_EXAMPLES)
 @given(data=st.data(), prediction=st.one_of(st.none(), words, st.just("age")),
-       missing=st.sampled_from(["none", "profile", "data"]))
+       missing=st.sampled_from(["none", "profile", "data", "nul_profile", "nul_data"]),
+       output=st.sampled_from(["ok", "dir", "missing_dir", "nul"]))
 def test_report_cli(tmp_path_factory: pytest.TempPathFactory, data: st.DataObject, prediction: str | None,
-                    missing: str) -> None:
+                    missing: str, output: str) -> None:
     base: Path = tmp_path_factory.getbasetemp()
     profile, table = base / "ref.json", base / "live.csv"
     profile.write_bytes(_hostile_file(data) if data.draw(st.booleans()) else _valid_profile())
     table.write_bytes(_table(data))
-    argv = ["report", "-o", str(base / "report.html"),
-            "--profile", str(base / "absent.json") if missing == "profile" else str(profile),
-            "--data", str(base / "absent.csv") if missing == "data" else str(table)]
+    out = {"ok": str(base / "report.html"), "dir": str(base), "missing_dir": str(base / "no" / "such" / "r.html"),
+           "nul": str(base / "r\x00.html")}[output]
+    argv = ["report", "-o", out,
+            "--profile", {"profile": str(base / "absent.json"), "nul_profile": str(base / "r\x00.json")}.get(
+                missing, str(profile)),
+            "--data", {"data": str(base / "absent.csv"), "nul_data": str(base / "l\x00.csv")}.get(missing, str(table))]
     if prediction is not None:
         argv += ["--prediction", prediction]
     _run(argv)

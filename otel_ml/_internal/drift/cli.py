@@ -169,7 +169,7 @@ def run(args: argparse.Namespace) -> int:
         raise CLIError(f"{path}: {msg}") from None
     try:
         profile.save(args.output)
-    except OSError as exc:
+    except (OSError, ValueError) as exc:  # ValueError: a NUL byte in the path
         raise CLIError(f"{args.output}: cannot write ({exc})") from None
     print(f"wrote {args.output}: {len(profile.features)} features"
           + (", with prediction distribution" if profile.prediction else ""))
