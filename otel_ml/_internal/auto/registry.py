@@ -4,7 +4,8 @@ Objects are looked up weakly (a model garbage-collected takes its entry with it)
 to one monitor, so a model re-loaded from the same file, or two workers' copies, share one. The
 number of monitors is capped: past :data:`MAX_MODELS` identities, a model's calls are recorded
 under one overflow monitor per task, named and versioned ``other`` (the same overflow value as every
-other capped attribute), and each new identity that lands there is counted (``auto_model_cap``).
+other capped attribute), and each model object that lands there is counted (``auto_model_cap``; once
+per object, or per call for objects that cannot be weakly referenced and so are resolved each call).
 """
 
 from __future__ import annotations
