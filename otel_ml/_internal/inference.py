@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections import Counter, deque
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -176,6 +177,110 @@ class InferenceMetrics:
         return series
 
 
+# Calls a QuickLane holds before the calling thread folds them itself (memory stays bounded when
+# no reader collects); a reader's collection folds them first.
+QUICK_FOLD_AT = 1024
+_ENERGY = energy.CURRENT
+
+
+class QuickLane:
+    """Instrumented calls under an unsampled parent, recorded by one append and folded later.
+
+    Why: under parent-based sampling most production calls have an unsampled parent: no span, no
+    exemplar, only latency, batch size, confidence, class (or value) to count. Updating four
+    series per call takes ~65 Python calls and touches dozens of objects, and right after a
+    real model call (whose work evicts them from the CPU caches) that cost 23-27 us per
+    scikit-learn ``predict_proba`` (1.10x bare) where the same code costs 7 us in a tight loop.
+    Here a call appends one tuple; the series are updated in a batch with warm caches when a
+    reader collects (``MetricSource.on_collect``) or every :data:`QUICK_FOLD_AT` calls.
+
+    Only the plain case goes this way - one row, no error, no drift tracker, no prediction ids,
+    no energy meter, an attached source; the instrumentor checks :meth:`open` and otherwise (or
+    for what :meth:`add` cannot take) records through :class:`Inference` as before. The figures
+    a reader sees are the same either way. While the model runs the instrumentor sets
+    ``CURRENT_MODEL`` to :attr:`model_attributes` where a log filter reads it, as
+    :class:`Inference` does.
+    """
+
+    __slots__ = ("__weakref__", "_ctx", "_metrics", "_spans", "model_attributes", "pending")
+
+    def __init__(self, ctx: ModelContext, metrics: InferenceMetrics) -> None:
+        self._ctx = ctx
+        self._metrics = metrics
+        self._spans = ctx.inference_spans
+        self.model_attributes = ctx.span_attributes
+        # (method, duration ns, raw class or None, confidence or None, regression value or None)
+        self.pending: deque[tuple[str, int, Any, float | None, float | None]] = deque()
+        ctx.source.on_collect(self._on_collect)
+
+    def open(self) -> bool:
+        """Whether a call starting now may be recorded by :meth:`add` (no span would be made)."""
+        return self._ctx.attached and _ENERGY.meter is None and self._spans.skips_now()
+
+    def add(self, method: str, duration_ns: int, label: Any, confidence: float | None,
+            value: float | None = None) -> None:
+        """One successful one-row call (``label`` raw: mapped and capped when folded)."""
+        pending = self.pending
+        pending.append((method, duration_ns, label, confidence, value))
+        if len(pending) >= QUICK_FOLD_AT:
+            self.fold()
+
+    def _on_collect(self, _source: Any) -> None:
+        self.fold()
+
+    def fold(self) -> None:
+        """Move the pending calls into the model's series (thread-safe; never raises)."""
+        try:
+            self._fold()
+        except Exception as exc:
+            self._ctx.selftelemetry.guard(exc, "metrics")
+
+    def _fold(self) -> None:
+        pending = self.pending
+        pop = pending.popleft
+        items = []
+        try:
+            for _ in range(len(pending)):
+                items.append(pop())
+        except IndexError:  # another thread folded some of them
+            pass
+        if not items:
+            return
+        methods, nanos, raw, confidence_column, value_column = zip(*items, strict=True)
+        durations: dict[str, list[float]] = {}
+        if methods.count(methods[0]) == len(methods):
+            durations[methods[0]] = [d * 1e-9 for d in nanos]
+        else:
+            for method, duration_ns in zip(methods, nanos, strict=True):
+                durations.setdefault(method, []).append(duration_ns * 1e-9)
+        raw_labels = Counter(v for v in raw if v is not None)
+        confidences = [c for c in confidence_column if c is not None and 0.0 <= c <= 1.0]
+        bad_confidence = sum(c is not None for c in confidence_column) - len(confidences)
+        values = [v for v in value_column if v is not None and math.isfinite(v)]
+        bad_value = sum(v is not None for v in value_column) - len(values)
+        metrics = self._metrics
+        classes = metrics.classes
+        labels: dict[str, int] = {}
+        for raw_label, n in raw_labels.items():
+            label = classes.get(raw_label)
+            if label is not None:
+                labels[label] = labels.get(label, 0) + n
+        with metrics._source.lock:
+            for method, seconds in durations.items():
+                metrics._method_series(method, None).record_values(seconds)
+            metrics.batch.record_values([1] * len(items))
+            if confidences:
+                metrics.confidence.record_values(confidences)
+            if values:
+                metrics._value_series().record_values(values)
+            for label, n in labels.items():
+                metrics._class_counter(label).value += n
+        if bad_confidence:
+            self._ctx.selftelemetry.dropped("invalid_confidence", "metrics", n=bad_confidence)
+        if bad_value:
+            self._ctx.selftelemetry.dropped("invalid_predictions", "metrics", n=bad_value)
+
+
 class Inference:
     """One inference in progress; returned by ``ModelMonitor.inference()``."""
 
@@ -274,6 +379,11 @@ class Inference:
                 self._feed()
             except Exception as err:
                 ctx.selftelemetry.guard(err, "metrics")
+
+    def started_at(self, t0_ns: int) -> None:
+        """Time the call from ``t0_ns`` (``time.perf_counter_ns()``) instead of from ``__enter__``:
+        for instrumentors that ran the model before deciding they need this path."""
+        self._t0 = t0_ns
 
     def _finish(self, exc_type: type[BaseException] | None, exc: BaseException | None) -> None:
         duration = (time.perf_counter_ns() - self._t0) * 1e-9

@@ -27,7 +27,7 @@ from otel_ml._internal import env, forksafe, instruments, observe, prediction_lo
 from otel_ml._internal.bounded import MAX_ITERABLE_ROWS, read_bounded
 from otel_ml._internal.context import ModelContext
 from otel_ml._internal.genai import Generation, wrap_stream
-from otel_ml._internal.inference import Feeds, Inference, InferenceMetrics, OutcomeSink, Outputs
+from otel_ml._internal.inference import Feeds, Inference, InferenceMetrics, OutcomeSink, Outputs, QuickLane
 from otel_ml._internal.labels import BoundedLabels, identity_caps, label_of
 from otel_ml._internal.wiring import ModelLink
 
@@ -164,6 +164,7 @@ class ModelMonitor:
         # monitor per version or variant value exports at most the caps' series (names.py).
         self._ctx.attributes = identity_caps(registry).attributes(name, str(version), variant)
         self._metrics = InferenceMetrics(self._ctx, bounds)
+        self._quick: QuickLane | None = None
         self._drift: DriftTracker | None = make_drift(self._clock, registry) if make_drift is not None else None
         self.positive_class = positive_class
         self._outcome_args = (float(outcome_ttl_s), max_pending_outcomes, float(quality_window_s), quality_window_by)
@@ -234,6 +235,16 @@ class ModelMonitor:
         """
         return Inference(self._ctx, self._metrics, self._feeds, batch_size, features, prediction_id, prediction_ids,
                          method)
+
+    def quick_lane(self) -> QuickLane | None:
+        """For instrumentors: the append-only path of this model's unsampled one-row calls
+        (:class:`~otel_ml._internal.inference.QuickLane`); None when every call must take
+        :meth:`inference` (a drift tracker reads each call's features)."""
+        if self._drift is not None:
+            return None
+        if self._quick is None:
+            self._quick = QuickLane(self._ctx, self._metrics)
+        return self._quick
 
     @overload
     def observe(self, func: F, *, outputs: Outputs = None) -> F: ...

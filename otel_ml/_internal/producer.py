@@ -101,6 +101,37 @@ class HistogramSeries:
         if trace_id:
             self.exemplars[i] = (value, time.time_ns(), trace_id, span_id)
 
+    def record_values(self, values: Sequence[float]) -> None:
+        """Add plain values without exemplars (a batch folded from :class:`~otel_ml._internal.inference.QuickLane`)."""
+        if not values:
+            return
+        bounds = self.bounds
+        counts = self.counts
+        if len(values) < 64:
+            for v in values:
+                counts[bisect_left(bounds, v)] += 1
+            total = sum(values)
+            low = min(values)
+            high = max(values)
+        else:
+            import numpy as np
+
+            arr = np.asarray(values, dtype=np.float64)
+            binned = np.bincount(np.searchsorted(np.asarray(bounds, dtype=np.float64), arr, side="left"),
+                                 minlength=len(counts)).tolist()
+            for i, c in enumerate(binned):
+                if c:
+                    counts[i] += c
+            total = float(arr.sum())
+            low = float(arr.min())
+            high = float(arr.max())
+        self.count += len(values)
+        self.sum += total
+        if low < self.min:
+            self.min = low
+        if high > self.max:
+            self.max = high
+
     def record_many(self, counts: Sequence[int], total: float, vmin: float, vmax: float) -> None:
         """Add pre-binned values (``counts`` aligned with this series' buckets)."""
         n = 0

@@ -15,6 +15,9 @@ otel_ml needs five things the SDK does not offer publicly (yet):
    ``Span.set_attributes`` spends about 1 us per value re-checking types we know are valid.
 5. **No fork in the middle of a collection or export** (:func:`guard_fork`): a child forked while the
    metric reader thread collects or exports would inherit the SDK's locks held forever.
+6. **The current span in one lookup** (:data:`CURRENT_CONTEXT`, :data:`SPAN_KEY`): the unsampled
+   fast path of instrumented calls asks it once per call; ``trace.get_current_span`` goes through
+   four Python functions to read one context variable.
 
 :func:`probe` checks, once per process, that the internals exist with the expected shapes on a
 throwaway provider; where they do not, every caller falls back to public API (or, for 1, the
@@ -26,9 +29,13 @@ Internals used, all of them: ``MeterProvider._measurement_consumer`` (its ``coll
 ``._sdk_config.resource``; ``MetricReader._collect``, ``._set_collect_callback`` and
 ``._instrument_class_temporality`` keyed by the SDK's ``_Counter`` / ``_Histogram`` classes;
 ``PeriodicExportingMetricReader._export_lock`` (taken around ``fork()`` too);
-``ParentBased``'s five delegate attributes; ``MeterProvider._measurement_consumer._lock`` (taken
-around ``fork()`` so no collection is cut in half, :func:`guard_fork`); a span's ``_attributes`` (``BoundedAttributes``:
-``_dict``, ``maxlen``, ``max_value_len``) and ``_end_time``.
+``ParentBased``'s five delegate attributes;
+``opentelemetry.context._RUNTIME_CONTEXT._current_context`` (when it is the default
+``ContextVarsRuntimeContext``) and ``opentelemetry.trace.propagation._SPAN_KEY``; ``SpanContext``'s
+tuple layout (checked, :data:`SPAN_CONTEXT_TUPLE`);
+``MeterProvider._measurement_consumer._lock`` (taken around ``fork()`` so no collection is cut
+in half, :func:`guard_fork`); a span's ``_attributes`` (``BoundedAttributes``: ``_dict``,
+``maxlen``, ``max_value_len``) and ``_end_time``.
 """
 
 from __future__ import annotations
@@ -54,6 +61,48 @@ _PARENT_BASED_DELEGATES = ("_root", "_remote_parent_sampled", "_remote_parent_no
                            "_local_parent_sampled", "_local_parent_not_sampled")
 _HOOK_MARK = "_otel_ml_merge"
 SDK_VERSION: str = _sdk_version
+
+
+def _current_context_reader() -> tuple[Callable[[], Mapping[str, Any]], str | None]:
+    """(a function returning the current OTel Context, the key its span is under or None)."""
+    from opentelemetry import context as otel_context
+
+    try:
+        from opentelemetry.context.contextvars_context import ContextVarsRuntimeContext
+        from opentelemetry.trace.propagation import _SPAN_KEY
+
+        runtime = getattr(otel_context, "_RUNTIME_CONTEXT", None)
+        var = getattr(runtime, "_current_context", None)
+        if type(runtime) is ContextVarsRuntimeContext and var is not None and isinstance(_SPAN_KEY, str):
+            return var.get, _SPAN_KEY
+        return otel_context.get_current, _SPAN_KEY if isinstance(_SPAN_KEY, str) else None
+    except Exception:
+        return otel_context.get_current, None
+
+
+# ``CURRENT_CONTEXT().get(SPAN_KEY)`` is ``trace.get_current_span()`` before its checks (None where
+# no span is set); SPAN_KEY None: the SDK moved it - use ``trace.get_current_span()``.
+CURRENT_CONTEXT, SPAN_KEY = _current_context_reader()
+
+
+def _span_context_is_tuple() -> bool:
+    """Whether ``SpanContext`` is the tuple ``(trace_id, span_id, is_remote, trace_flags,
+    trace_state, is_valid)`` it has been since the API's first release: ``ctx[5]`` and
+    ``ctx[3] & 1`` then read validity and sampling without two property calls."""
+    from opentelemetry.trace import SpanContext, TraceFlags
+
+    try:
+        for flags, trace_id in ((TraceFlags(1), 7), (TraceFlags(0), 7), (TraceFlags(1), 0)):
+            ctx = SpanContext(trace_id=trace_id, span_id=9, is_remote=True, trace_flags=flags)
+            if not isinstance(ctx, tuple) or len(ctx) != 6 or ctx[5] is not ctx.is_valid \
+                    or ctx[3] is not ctx.trace_flags or bool(ctx[3] & 1) != ctx.trace_flags.sampled:
+                return False
+        return True
+    except Exception:
+        return False
+
+
+SPAN_CONTEXT_TUPLE = _span_context_is_tuple()
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,10 @@ from otel_ml._internal import sdk_seam, selftelemetry
 from otel_ml._internal.logs import CURRENT_MODEL, READERS
 from otel_ml._internal.version import __version__
 
+_CURRENT_CONTEXT = sdk_seam.CURRENT_CONTEXT
+_SPAN_KEY = sdk_seam.SPAN_KEY
+_TUPLE = sdk_seam.SPAN_CONTEXT_TUPLE
+
 
 class SpanFactory:
     """Starts spans of one instrumentation scope with a model's attributes."""
@@ -51,6 +55,22 @@ class SpanFactory:
             self._skip_unsampled = traits.drops_unsampled_children
             self._start_attributes = None if traits.ignores_attributes else self.attributes
         return self._tracer
+
+    def skips_now(self) -> bool:
+        """True when :meth:`start` would return None here: the current span is a valid, unsampled
+        parent and the sampler is parent-based with ``ALWAYS_OFF`` for such children."""
+        if (self._explicit or trace.get_tracer_provider()) is not self._seen:
+            self._resolve()
+        if not self._skip_unsampled:
+            return False
+        current: Any = _CURRENT_CONTEXT().get(_SPAN_KEY) if _SPAN_KEY is not None else trace.get_current_span()
+        try:
+            parent = current.get_span_context()
+            if _TUPLE:
+                return parent[5] is True and not parent[3] & 1
+            return bool(parent.is_valid) and not parent.trace_flags & 1
+        except Exception:  # no span (None) or something else under the key
+            return False
 
     def start(self, name: str, extra: Mapping[str, Any] | None = None) -> Any:
         """A span under the current one, or None where a parent-based sampler would drop it."""

@@ -39,6 +39,7 @@ import os
 import threading
 import types
 from collections.abc import Callable, Collection
+from time import perf_counter_ns
 from typing import Any
 
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
@@ -47,6 +48,7 @@ from otel_ml._internal import env, selftelemetry
 from otel_ml._internal.auto import calls, origins
 from otel_ml._internal.auto.identity import pickle_hash
 from otel_ml._internal.auto.registry import MODELS, export_self_telemetry, mapped
+from otel_ml._internal.logs import CURRENT_MODEL, READERS
 
 _instruments = ("scikit-learn >= 1.3",)
 
@@ -60,6 +62,9 @@ _TRANSFORM: set[str] = set(TRANSFORM_SERVED)
 
 
 _INSIDE = calls.INSIDE.get
+# numpy.ndarray once instrumented (this module is imported by opentelemetry-instrument even where
+# numpy is not installed: it must not import it at load).
+_ndarray: Any = type(None)
 
 
 def _served_function(fn: Callable[..., Any], method: str) -> Callable[..., Any]:
@@ -118,11 +123,12 @@ def _is_ours(attribute: Any) -> bool:
 class _Model:
     """What a call needs of a model, resolved at its first call and kept (weakly) with it."""
 
-    __slots__ = ("__weakref__", "classes", "labels", "mapping", "monitor", "task")
+    __slots__ = ("__weakref__", "classes", "labels", "mapping", "monitor", "quick", "task")
 
     def __init__(self, monitor: Any, identity: Any, obj: Any) -> None:
         self.monitor = monitor
         self.task = monitor.task
+        self.quick = monitor.quick_lane()
         self.classes: Any = None
         self.labels: list[str | None] | None = None
         self.mapping: Any = {}
@@ -142,9 +148,32 @@ def _serve(fn: Callable[..., Any], obj: Any, method: str, args: tuple[Any, ...],
         model = _model(obj)
         if model is None:
             return fn(obj, *args, **kwargs)
+        quick = model.quick
+        ids = calls.IDS.get()
+        if ids is None and quick is not None and quick.open():
+            # No span to make (unsampled parent): a one-row result is one append to the model's
+            # QuickLane; a batch, an error or an odd output is recorded afterwards through the
+            # full path, timed from the same start.
+            # Logs written while the model runs carry its attributes, as on the full path.
+            model_token = CURRENT_MODEL.set(quick.model_attributes) if READERS.model_filter else None
+            t0 = perf_counter_ns()
+            try:
+                result = fn(obj, *args, **kwargs)
+            except BaseException as exc:
+                if model_token is not None:
+                    CURRENT_MODEL.reset(model_token)
+                    model_token = None
+                _record_late(model, method, args, kwargs, t0, None, exc)
+                raise
+            finally:
+                if model_token is not None:
+                    CURRENT_MODEL.reset(model_token)
+            duration = perf_counter_ns() - t0
+            if not _quick_record(quick, model, method, result, duration):
+                _record_late(model, method, args, kwargs, t0, result, None)
+            return result
         monitor = model.monitor
         x = args[0] if args else kwargs.get("X")
-        ids = calls.IDS.get()
         if ids is None and monitor.drift_tracker is None:
             inference = monitor.inference(batch_size=_rows(x), method=method)
         else:
@@ -159,6 +188,50 @@ def _serve(fn: Callable[..., Any], obj: Any, method: str, args: tuple[Any, ...],
         return result
     finally:
         calls.INSIDE.reset(token)
+
+
+def _quick_record(quick: Any, model: _Model, method: str, result: Any, duration: int) -> bool:
+    """Hand a one-row result to ``quick``; False where it is not one it takes (never raises): the
+    caller then records the call through the full path."""
+    try:
+        if type(result) is _ndarray and 0 < result.ndim < 3 and result.shape[0] == 1:
+            task = model.task
+            if method == "predict_proba" and task == "classification" and result.ndim == 2 \
+                    and result.dtype.kind == "f":
+                row = result.tolist()[0]
+                labels = model.labels
+                # A binary model's positive-class score is checked as the full path checks it.
+                if row and (labels is None or len(labels) == len(row)) and (
+                        len(row) != 2 or 0.0 <= row[1] <= 1.0):
+                    confidence = max(row)
+                    top = row.index(confidence)
+                    quick.add(method, duration, labels[top] if labels is not None else top, confidence)
+                    return True
+            elif method == "predict" and result.ndim == 1:
+                raw = result.tolist()[0]
+                if task == "classification":
+                    quick.add(method, duration, mapped(model.mapping, raw), None)
+                    return True
+                if task == "regression" and type(raw) is float:
+                    quick.add(method, duration, None, None, raw)
+                    return True
+    except Exception:
+        return False  # not added: the full path records the call and counts what it cannot read
+    return False
+
+
+def _record_late(model: _Model, method: str, args: tuple[Any, ...], kwargs: dict[str, Any], t0: int,
+                 result: Any, exc: BaseException | None) -> None:
+    """Record a call that already ran, as the full path would have (no span: its parent is unsampled)."""
+    x = args[0] if args else kwargs.get("X")
+    inference = model.monitor.inference(batch_size=_rows(x), method=method)
+    inf = inference.__enter__()
+    inf.started_at(t0)
+    if exc is None:
+        _record(inf, method, result, model)
+        inference.__exit__(None, None, None)
+    else:
+        inference.__exit__(type(exc), exc, exc.__traceback__)
 
 
 # What each model's calls need, kept as long as the model lives (calls.ObjectCache).
@@ -278,7 +351,11 @@ class SklearnInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         return _instruments
 
     def _instrument(self, **kwargs: Any) -> None:
+        global _ndarray
+        from numpy import ndarray
         from sklearn.base import BaseEstimator
+
+        _ndarray = ndarray
 
         MODELS.tracer_provider = kwargs.get("tracer_provider")
         MODELS.meter_provider = kwargs.get("meter_provider")
@@ -316,6 +393,10 @@ class SklearnInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         """Patch each served and quiet method where ``cls`` gets it from - often a mixin outside the
         BaseEstimator tree (``predict`` of a linear classifier is ``LinearClassifierMixin``'s)."""
         for name in SERVED + QUIET:
+            if name == "transform" and cls.__name__ not in _TRANSFORM:
+                # A scaler's transform is a step, never served: left unwrapped it costs nothing
+                # inside a Pipeline call (a served class inheriting it patches it when patched).
+                continue
             owner = next((k for k in cls.__mro__ if name in k.__dict__), None)
             if owner is None or owner is object:
                 continue
