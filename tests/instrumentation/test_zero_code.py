@@ -60,3 +60,35 @@ def test_disabled_by_the_standard_variable() -> None:
     assert any(s["name"].startswith("POST /predict") for s in got.spans)
     assert not [s for s in got.spans if s["name"].startswith("inference")]
     assert not got.points("ml.inference.duration")
+
+
+UPSTREAM = """
+from fastapi.testclient import TestClient
+from examples.zero_code.app import app
+client = TestClient(app)
+for i, (n, flags) in enumerate([(1, "00"), (3, "01"), (5, "00"), (2, "00"), (4, "01")]):
+    parent = f"00-{i + 1:032x}-{i + 1:016x}-{flags}"  # upstream decided: 01 sampled, 00 not
+    r = client.post("/predict", json={"rows": [[5.1, 3.5, 1.4, 0.2]] * n}, headers={"traceparent": parent})
+    assert r.status_code == 200
+for _ in range(40):  # one row each, unsampled upstream: the QuickLane
+    r = client.post("/predict", json={"rows": [[6.7, 3.0, 5.2, 2.3]]}, headers={"traceparent": f"00-{'f' * 32}-{'e' * 16}-00"})
+    assert r.status_code == 200
+"""
+
+
+def test_upstream_sampling_decides_spans_and_every_call_is_counted() -> None:
+    """Requests whose upstream did not sample the trace make no inference span (parent-based
+    sampling) but count exactly like sampled ones - 45 calls, 55 rows, the class mix of the rows."""
+    got = run(UPSTREAM, IDENTITY)
+    model = {"ml.model.name": "iris", "ml.model.version": "2026.11"}
+    inferences = [s for s in got.spans if s["name"] == "inference iris"]
+    assert sorted(s["context"]["trace_id"] for s in inferences) == [f"0x{2:032x}", f"0x{5:032x}"]
+    (duration,) = got.final("ml.inference.duration", **model)
+    assert duration["point"]["count"] == 45
+    (batch,) = got.final("ml.inference.batch.size", **model)
+    assert batch["point"]["sum"] == 1 + 3 + 5 + 2 + 4 + 40
+    classes = {p["attributes"]["ml.prediction.class"]: p["point"]["value"]
+               for p in got.final("ml.predictions", **model)}
+    assert classes == {"setosa": 15, "virginica": 40}
+    (conf,) = got.final("ml.prediction.confidence", **model)
+    assert conf["point"]["count"] == 55
