@@ -4,7 +4,9 @@ The SDK's batch processors hand each batch to the exporter once: when the collec
 restart, a deploy, a crash) the OTLP exporter retries for up to its timeout and the batch is then
 gone, uncounted. :class:`BufferedSpanExporter` / :class:`BufferedLogExporter` keep such batches in
 memory, bounded by item count (``OTEL_ML_EXPORT_BUFFER_SPANS`` / ``_LOGS``), and re-send them oldest
-first once the collector answers again: on later export calls, on ``force_flush`` and at shutdown.
+first once the collector answers again: on later export calls, on ``force_flush``, at shutdown, and
+- so that a service gone idle after the outage does not sit on them - from a resender thread that
+runs only while something is buffered (every :data:`_RESEND_EVERY_S`, within the circuit breaker).
 When the buffer is full the oldest items go, each counted in ``otel_ml.dropped`` (reason
 ``export_buffer_full``); items still undelivered when the exporter shuts down are counted too
 (``export_failed_at_shutdown``). Nothing is lost without a count.
@@ -54,6 +56,9 @@ _PROBE_TIMEOUT_S = 1.0
 _MAX_TRIES_WHEN_REACHABLE = 5
 # One export call re-sends buffered batches for at most this long; the rest go on the next call.
 _DRAIN_BUDGET_S = 5.0
+# While batches are buffered, a resender thread tries this often (the circuit breaker still decides
+# whether a real export is tried): no export call may come for a long time once a service is idle.
+_RESEND_EVERY_S = 2.0
 
 
 def capacity_from_env(name: str, default: int = DEFAULT_CAPACITY) -> int:
@@ -125,6 +130,9 @@ class _RetryBuffer:
         self._retry_at = 0.0
         self._backoff = _BACKOFF_MIN_S
         self._shutdown = False
+        # The resender thread while something is buffered (None otherwise; set under _buf_lock).
+        self._resender: threading.Thread | None = None
+        self._stop = threading.Event()
 
     # -- state -------------------------------------------------------------------------------
     @property
@@ -136,6 +144,42 @@ class _RetryBuffer:
     def _after_fork(self) -> None:
         self._batches = deque()
         self._items = 0
+        self._resender = None  # threads do not survive fork()
+        self._stop = threading.Event()
+
+    # -- resender ------------------------------------------------------------------------------
+    def _ensure_resender(self) -> None:
+        """Start the resender thread if something is buffered and none runs (never raises)."""
+        try:
+            with self._buf_lock:
+                if self._resender is not None or self._items == 0 or self._shutdown:
+                    return
+                thread = threading.Thread(target=self._resend_loop, name=f"otel_ml-resend-{self._signal}",
+                                          daemon=True)
+                self._resender = thread
+            thread.start()
+        except Exception:
+            with self._buf_lock:
+                self._resender = None
+
+    def _resend_loop(self) -> None:
+        """Drain the buffer every _RESEND_EVERY_S until it is empty (then exit) or shutdown."""
+        try:
+            while not self._stop.wait(_RESEND_EVERY_S):
+                with self._buf_lock:
+                    if self._items == 0 or self._shutdown:
+                        self._resender = None  # decided under the lock a push takes: no batch is missed
+                        return
+                if self._send_lock.acquire(blocking=False):  # an exporter is sending: it drains too
+                    try:
+                        self._drain(self._clock() + _DRAIN_BUDGET_S)
+                    finally:
+                        self._send_lock.release()
+        except Exception:
+            pass
+        with self._buf_lock:
+            if self._resender is threading.current_thread():
+                self._resender = None
 
     def _count(self, reason: str, n: int) -> None:
         if n > 0:
@@ -219,12 +263,15 @@ class _RetryBuffer:
         if not self._send_lock.acquire(blocking=False):
             # Another sender (force_flush beside the worker) is busy: queue behind it.
             self._push_back(batch, oldest=False)
+            self._ensure_resender()
             return True
         try:
             self._push_back(batch, oldest=False)
-            self._drain(self._clock() + _DRAIN_BUDGET_S)
+            drained = self._drain(self._clock() + _DRAIN_BUDGET_S)
         finally:
             self._send_lock.release()
+        if not drained and self._resender is None:
+            self._ensure_resender()  # held back: sent later even if no export call comes
         return True
 
     def _drain(self, deadline: float) -> bool:
@@ -266,6 +313,7 @@ class _RetryBuffer:
             self.flush(timeout_millis)
         finally:
             self._shutdown = True
+            self._stop.set()
             with self._buf_lock:
                 left, self._items = self._items, 0
                 self._batches.clear()

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -59,6 +60,8 @@ def _fast_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
     # Every try may go at once: the tests drive the outage, not the clock.
     monkeypatch.setattr(export_buffer, "_BACKOFF_MIN_S", 0.0)
     monkeypatch.setattr(export_buffer, "_BACKOFF_MAX_S", 0.0)
+    # The resender thread stays asleep unless a test is about it: the tests drive the sends.
+    monkeypatch.setattr(export_buffer, "_RESEND_EVERY_S", 3600.0)
 
 
 def _make(capacity: int) -> tuple[FlakyExporter, BufferedSpanExporter, selftelemetry.SelfTelemetry]:
@@ -99,6 +102,53 @@ def test_outage_beyond_the_bound_counts_every_dropped_item() -> None:
     assert dropped == 202 - 55  # the bound held at every export, the last one's included
     # The oldest went; what was kept arrived in order, the newest batch last.
     assert inner.delivered == sent[dropped:]
+
+
+def _wait_for(condition: Any, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.02)
+    return bool(condition())
+
+
+def test_an_idle_service_sends_what_it_held_once_the_collector_is_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No export call comes after the outage (the service went idle): the resender thread, which
+    runs only while something is held, delivers the batches in order and then ends."""
+    monkeypatch.setattr(export_buffer, "_RESEND_EVERY_S", 0.05)
+    inner, exporter, registry = _make(capacity=1000)
+    inner.up = False
+    exporter.export([1, 2, 3])  # type: ignore[list-item]
+    exporter.export([4, 5])  # type: ignore[list-item]
+    assert exporter.buffer.buffered == 5
+    resender = exporter.buffer._resender
+    assert resender is not None and resender.is_alive()
+    time.sleep(0.3)  # still down: held, nothing sent, the same single thread
+    assert inner.delivered == [] and exporter.buffer.buffered == 5 and exporter.buffer._resender is resender
+    inner.up = True
+    assert _wait_for(lambda: inner.delivered == [1, 2, 3, 4, 5])
+    assert _wait_for(lambda: not resender.is_alive() and exporter.buffer._resender is None)
+    assert registry.count() == 0
+    # The next outage starts a new one; shutdown ends it.
+    inner.up = False
+    exporter.export([6])  # type: ignore[list-item]
+    second = exporter.buffer._resender
+    assert second is not None and second is not resender
+    exporter.shutdown(timeout_millis=50)
+    assert _wait_for(lambda: not second.is_alive())
+    assert registry.count(LOST_AT_SHUTDOWN, "traces") == 1
+
+
+def test_no_resender_while_the_collector_answers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Batches delivered at once leave nothing held: no thread is started for them."""
+    monkeypatch.setattr(export_buffer, "_RESEND_EVERY_S", 0.05)
+    inner, exporter, _ = _make(capacity=1000)
+    before = {t.name for t in threading.enumerate()}
+    for batch in _batches(50, 4):
+        exporter.export(batch)  # type: ignore[arg-type]
+    assert len(inner.delivered) == 200 and exporter.buffer._resender is None
+    assert not [t for t in threading.enumerate() if t.name.startswith("otel_ml-resend") and t.name not in before]
 
 
 def test_force_flush_delivers_the_buffer_once_the_collector_is_back() -> None:

@@ -19,6 +19,10 @@ baseline's losses are printed (run with ``-s``), not asserted. About 2.5 minutes
 The second test stops a backend instead (a second private collector standing in for Jaeger and Loki)
 for 30 s: the first collector's bounded sending queues hold the data and deliver all of it after.
 About 1.5 minutes.
+
+The third has the collector down while a service answers 60 requests and goes idle: the held
+batches reach Jaeger and Loki once it starts, with no further export call (the resender thread).
+About 30 s.
 """
 
 from __future__ import annotations
@@ -336,3 +340,79 @@ def test_backend_outage_is_queued_in_the_collector_and_delivered_after(backends:
         for c in (a, b):
             if c is not None:
                 c.stop()
+
+
+IDLE_WORKLOAD = WORKLOAD.replace(
+    "while not os.path.exists(stop_file):",
+    "while made < int(os.environ['IDLE_REQUESTS']):",
+).replace(
+    "\nt.shutdown()\n",
+    "\nopen(stop_file + '.idle', 'w').close()\n"
+    "while not os.path.exists(stop_file):\n"
+    "    time.sleep(0.1)  # idle: no span, no log, no export call\n"
+    "t.shutdown()\n",
+)
+assert "stop_file + '.idle'" in IDLE_WORKLOAD and "made < int(" in IDLE_WORKLOAD
+IDLE_REQUESTS = 60
+
+
+def _reach(fetch: Callable[[], set[Any]], target: int, timeout: float) -> set[Any]:
+    """Poll ``fetch`` until it has ``target`` items or ``timeout`` passes (no early give-up: nothing
+    arrives until the resender's probe finds the collector)."""
+    deadline = time.monotonic() + timeout
+    value: set[Any] = set()
+    while time.monotonic() < deadline:
+        try:
+            value = fetch()
+        except (OSError, ValueError, KeyError):
+            pass
+        if len(value) >= target:
+            break
+        time.sleep(1)
+    return value
+
+
+def test_an_idle_service_delivers_what_it_held_when_the_collector_comes_back(backends: Backends,
+                                                                             tmp_path: Path) -> None:
+    """The collector is down while a service answers 60 requests and then goes idle. Nothing new is
+    exported after that, yet once the collector starts every trace and log line reaches Jaeger and
+    Loki - before the service shuts down (its resender thread sent them, not a final flush)."""
+    if not BINARY.exists():
+        pytest.skip(f"{BINARY} not built")
+    service = f"outage-idle-{uuid.uuid4().hex[:8]}"
+    stop_file = tmp_path / "stop"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    env["IDLE_REQUESTS"] = str(IDLE_REQUESTS)
+    collector: Collector | None = None
+    workload = subprocess.Popen(
+        [sys.executable, "-c", IDLE_WORKLOAD, f"http://{HOST}:4317", service, str(stop_file), "30"],
+        stdout=subprocess.PIPE, stderr=(tmp_path / "idle.err").open("w"), text=True, env=env, cwd=REPO)
+    try:
+        deadline = time.monotonic() + 60
+        while not (tmp_path / "stop.idle").exists():
+            assert workload.poll() is None and time.monotonic() < deadline, (tmp_path / "idle.err").read_text()
+            time.sleep(0.2)
+        time.sleep(12)  # the SDK's 5 s batch delay passes: its export fails, the batches are held
+        collector = _collector(tmp_path / "collector.log")
+        back_at = time.monotonic()
+        traces = _reach(lambda: _jaeger_traces(backends, service), IDLE_REQUESTS, timeout=90)
+        lines = _reach(lambda: _loki_lines(backends, service), IDLE_REQUESTS, timeout=60)
+        delivered_s = time.monotonic() - back_at
+        assert workload.poll() is None, "the workload ended early: a shutdown flush could have sent them"
+        print(f"\nidle service: {len(traces)}/{IDLE_REQUESTS} traces, {len(lines)}/{IDLE_REQUESTS} log lines "
+              f"delivered {delivered_s:.1f} s after the collector came back, with no new export call")
+        assert len(traces) == IDLE_REQUESTS and len(lines) == IDLE_REQUESTS
+    finally:
+        stop_file.touch()
+        try:
+            out, _ = workload.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            workload.kill()
+            out = ""
+        if collector is not None:
+            collector.stop()
+    err = (tmp_path / "idle.err").read_text(errors="replace")
+    assert workload.returncode == 0 and "Traceback" not in err, err[-3000:]
+    result = json.loads(out.strip().splitlines()[-1])
+    assert result["made"] == IDLE_REQUESTS and result["failed"] == 0
+    assert _dropped(result, "traces") == {} and _dropped(result, "logs") == {}
