@@ -54,6 +54,32 @@ def test_compare_equals_a_streaming_tracker_fed_the_same_rows(status_method: str
     assert {r.status for r in batch.values()} >= {DriftStatus.OK, DriftStatus.DRIFT}
 
 
+def test_one_row_arrays_count_like_the_batch_they_came_from() -> None:
+    """An online service hands the tracker one (1, n) array and one prediction per request (the
+    per-row path): the same scores, statuses and data-quality counts as the whole batch at once,
+    with NaN, inf and out-of-range values among the rows."""
+    ds = load_breast_cancer()
+    ref, cur = _split(ds.data)
+    cur = cur + 0.3 * ref.std(axis=0) * (np.arange(cur.shape[1]) % 4 == 0)
+    cur[3, 0], cur[7, 1], cur[11, 2], cur[13, 3] = np.nan, np.inf, -np.inf, 1e9
+    rng = np.random.default_rng(4)
+    profile = ReferenceProfile.from_data(ref, predictions=rng.random(len(ref)))
+    preds = rng.random(len(cur)) ** 0.6
+    preds[5] = np.nan
+    at_once = DriftTracker(profile, clock=lambda: 5.0)
+    at_once.update(cur)
+    at_once.update_predictions(preds)
+    per_row = DriftTracker(profile, clock=lambda: 5.0)
+    for i in range(len(cur)):
+        per_row.update(cur[i:i + 1])
+        per_row.update_predictions(preds[i:i + 1])
+    _same(at_once.evaluate(), per_row.evaluate())
+    assert at_once.data_quality() == per_row.data_quality()
+    issues = per_row.data_quality()
+    assert (issues["f0"].issues["nan"], issues["f1"].issues["inf"], issues["f2"].issues["inf"]) == (1, 1, 1)
+    assert issues["f3"].issues["out_of_range"] >= 1
+
+
 def test_compare_equals_a_streaming_tracker_on_a_batch_larger_than_the_sample() -> None:
     """20 000 rows (more than sample_size): compare == a 5-sub-window tracker fed the batch at once."""
     rng = np.random.default_rng(2)
