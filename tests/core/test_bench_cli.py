@@ -56,6 +56,18 @@ def test_bench_load_reports_both_services_and_rss() -> None:
         assert isinstance(ratio, float) and ratio > 0, key
 
 
+def test_bench_load_memory_only_runs_the_instrumented_service_alone() -> None:
+    """--memory-only: no bare twin, no ratios; RSS per 10 % with its slope over the run and over its second half."""
+    pytest.importorskip("uvicorn", reason="the example service's server (a dev dependency)")
+    pytest.importorskip("fastapi", reason="the example service's framework (the fastapi extra)")
+    r = _bench("load", "--memory-only", "--requests", "500", "--concurrency", "2", "--warmup", "50")
+    assert "without" not in r and "throughput_ratio" not in r
+    side = r["with"]
+    assert isinstance(side, dict) and side["errors"] == 0 and side["rps"] > 0
+    assert [n for n, _ in side["rss_mb_progress"]] == [0, *range(50, 501, 50)]
+    assert isinstance(side["rss_slope_second_half_mb_per_100k"], float)
+
+
 def test_bench_load_bad_arguments_exit_2() -> None:
     out = subprocess.run([sys.executable, "-m", "otel_ml.cli", "bench", "load", "--requests", "5"],
                          capture_output=True, text=True, timeout=60)
