@@ -70,8 +70,9 @@ for i, (n, flags) in enumerate([(1, "00"), (3, "01"), (5, "00"), (2, "00"), (4, 
     parent = f"00-{i + 1:032x}-{i + 1:016x}-{flags}"  # upstream decided: 01 sampled, 00 not
     r = client.post("/predict", json={"rows": [[5.1, 3.5, 1.4, 0.2]] * n}, headers={"traceparent": parent})
     assert r.status_code == 200
+unsampled = {"traceparent": f"00-{'f' * 32}-{'e' * 16}-00"}
 for _ in range(40):  # one row each, unsampled upstream: the QuickLane
-    r = client.post("/predict", json={"rows": [[6.7, 3.0, 5.2, 2.3]]}, headers={"traceparent": f"00-{'f' * 32}-{'e' * 16}-00"})
+    r = client.post("/predict", json={"rows": [[6.7, 3.0, 5.2, 2.3]]}, headers=unsampled)
     assert r.status_code == 200
 """
 
