@@ -25,6 +25,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -223,6 +224,10 @@ def run(args: argparse.Namespace) -> int:
                "DRIFT_WINDOW_S": "30", "CANARY_SHARE": "0.1", "DEMO_FAULTS": "1", "OTEL_BSP_SCHEDULE_DELAY": "500"}
     children: list[subprocess.Popen[bytes]] = []
     interrupted = False
+    previous_handler: Any = None
+    if threading.current_thread() is threading.main_thread():
+        _Interrupt.seen = False
+        previous_handler = signal.signal(signal.SIGINT, _Interrupt.handler)
     load_result: dict[str, Any] = {}
     try:
         with svc_log.open("wb") as out:
@@ -262,6 +267,8 @@ def run(args: argparse.Namespace) -> int:
         if interrupted and started_stack:
             print("==> otel-ml stack down (this demo started it)", flush=True)
             subprocess.run([*otel_ml, "stack", "down"], cwd=root)
+        if previous_handler is not None:
+            signal.signal(signal.SIGINT, previous_handler)
     _summary(last, service, args, load_result)
     return 0
 
@@ -284,9 +291,29 @@ def _settle(started: float, service: str, load: dict[str, Any], args: argparse.N
     time.sleep(min(4.0, args.interval * 2))
     snap = snapshot(time.monotonic() - started, service)
     while expected and snap.requests < expected and time.monotonic() < deadline:
+        _Interrupt.check()
         time.sleep(1.0)
         snap = snapshot(time.monotonic() - started, service)
     return snap
+
+
+class _Interrupt:
+    """Ctrl-C, remembered: a KeyboardInterrupt raised while the interpreter runs a finalizer (a
+    socket's ``__del__`` during garbage collection) is printed and dropped by CPython, and the demo
+    then ran on for its whole duration. The handler still raises at once; the loops below also
+    check the flag, so a dropped one is raised again within a poll interval."""
+
+    seen = False
+
+    @classmethod
+    def handler(cls, signum: int, frame: Any) -> None:
+        cls.seen = True
+        raise KeyboardInterrupt
+
+    @classmethod
+    def check(cls) -> None:
+        if cls.seen:
+            raise KeyboardInterrupt
 
 
 def _watch(load: subprocess.Popen[bytes], started: float, args: argparse.Namespace, service: str) -> Snapshot:
@@ -303,7 +330,9 @@ def _watch(load: subprocess.Popen[bytes], started: float, args: argparse.Namespa
         live.start()
     try:
         while load.poll() is None:
+            _Interrupt.check()
             time.sleep(args.interval)
+            _Interrupt.check()
             snap = snapshot(time.monotonic() - started, service)
             if live is not None:
                 live.update(render_rich(snap, args.seconds, service))
