@@ -1,5 +1,5 @@
-"""The collector configs (config.yaml, the secure.yaml overlay, the fleet's agent.yaml and
-gateway.yaml) and collector/manifest.yaml agree, and the built collector accepts every config."""
+"""The collector configs (config.yaml, the secure.yaml and agent-secure.yaml overlays, the fleet's
+agent.yaml and gateway.yaml) and collector/manifest.yaml agree, and the built collector accepts every config."""
 
 from __future__ import annotations
 
@@ -17,8 +17,9 @@ KINDS = ("receivers", "processors", "exporters", "extensions", "connectors")
 # Component types whose name is not their module's name minus the kind suffix.
 TYPE_TO_MODULE_STEM = {"otlp_grpc": "otlp", "otlp_http": "otlphttp"}
 BINARY = REPO / ".stack" / "bin" / "otelcol-otel-ml"
-# Every config the manifest's binary must run; secure.yaml is an overlay (merged over another).
-CONFIGS = ("config.yaml", "secure.yaml", "agent.yaml", "gateway.yaml")
+# Every config the manifest's binary must run; secure.yaml and agent-secure.yaml are overlays (merged
+# over another).
+CONFIGS = ("config.yaml", "secure.yaml", "agent.yaml", "agent-secure.yaml", "gateway.yaml")
 
 
 def _load(name: str) -> dict[str, Any]:
@@ -96,9 +97,12 @@ def test_drift_check_notices_a_missing_and_an_unused_module() -> None:
         "processors: config uses 'filter' but the manifest has no module for it",
         "exporters: manifest builds 'file' but no config uses it",
     ]
-    # The fleet's components count: without agent.yaml the load-balancing exporter is unused.
-    assert drift([_load(c) for c in CONFIGS if c != "agent.yaml"], _load("manifest.yaml")) == [
+    # The fleet's components count: without the agent's configs the load-balancing exporter and the
+    # queue's file storage are unused.
+    agentless = [_load(c) for c in CONFIGS if c not in ("agent.yaml", "agent-secure.yaml")]
+    assert drift(agentless, _load("manifest.yaml")) == [
         "exporters: manifest builds 'loadbalancing' but no config uses it",
+        "extensions: manifest builds 'filestorage' but no config uses it",
     ]
 
 
@@ -147,7 +151,7 @@ FLEET = {"OTEL_ML_GATEWAY_ENDPOINTS": "[gw-0.gw:4317, gw-1.gw:4317]", "OTEL_ML_G
     (["config.yaml", "secure.yaml"], {"OTEL_ML_AUTH_TOKEN": "from-a-secret"}),
     (["agent.yaml"], {}),
     (["agent.yaml"], {**ZERO, **FLEET}),
-    (["agent.yaml", "secure.yaml"], TOKEN_FILE),
+    (["agent.yaml", "secure.yaml", "agent-secure.yaml"], TOKEN_FILE),
     (["config.yaml", "gateway.yaml"], {}),
     (["config.yaml", "gateway.yaml"], {**ZERO, "OTEL_ML_TRACE_SAMPLE_PERCENT": "0"}),
     (["config.yaml", "gateway.yaml", "secure.yaml"], TOKEN_FILE),
@@ -169,14 +173,19 @@ def test_secure_overlay_without_a_token_does_not_start_open() -> None:
 
 def test_secure_overlay_holds_no_secret_and_keeps_the_base_extensions() -> None:
     """Token and key material only through ${env:...}; the overlay's extensions list (lists are
-    replaced, not merged) is each base config's plus the authenticator, and both OTLP protocols
-    get TLS and auth."""
+    replaced, not merged) is each base config's plus the authenticator - for the agent, whose list
+    also names its queue's storage, agent-secure.yaml's is - and both OTLP protocols get TLS and
+    auth."""
     secure = _load("secure.yaml")
     auth = secure["extensions"]["bearertokenauth/otlp_in"]
     assert set(auth) == {"filename", "token"}
     assert all(re.fullmatch(r"\$\{env:OTEL_ML_[A-Z_]+:-\}", v) for v in auth.values()), auth
-    for base in (_load("config.yaml"), _load("agent.yaml"), gateway()):
+    for base in (_load("config.yaml"), gateway()):
         assert secure["service"]["extensions"] == [*base["service"]["extensions"], "bearertokenauth/otlp_in"]
+    agent_secure = _load("agent-secure.yaml")
+    assert set(agent_secure) == {"service"} and set(agent_secure["service"]) == {"extensions"}
+    assert agent_secure["service"]["extensions"] == [*_load("agent.yaml")["service"]["extensions"],
+                                                     "bearertokenauth/otlp_in"]
     for protocol in ("grpc", "http"):
         settings = secure["receivers"]["otlp"]["protocols"][protocol]
         assert settings["auth"] == {"authenticator": "bearertokenauth/otlp_in"}
@@ -210,12 +219,30 @@ def test_agent_routes_traces_by_trace_id_to_the_gateways() -> None:
         assert p["processors"] == ["memory_limiter", "batch"]
 
 
+def test_agent_queues_on_disk_at_the_load_balancing_level() -> None:
+    """Both exporters queue in the file storage (enabled in the service) at the load_balancing level,
+    bounded, with retries; the per-gateway otlp exporters neither queue nor retry, so a failed batch
+    goes back to the disk queue instead of waiting in memory."""
+    agent = _load("agent.yaml")
+    storage = agent["extensions"]["file_storage/queue"]
+    assert storage["directory"] == "${env:OTEL_ML_AGENT_QUEUE_DIR:-/tmp/otel-ml-agent-queue}"
+    assert storage["create_directory"] is True
+    assert "file_storage/queue" in agent["service"]["extensions"]
+    for exporter in agent["exporters"].values():
+        queue = exporter["sending_queue"]
+        assert queue["enabled"] is True and queue["storage"] == "file_storage/queue", queue
+        assert queue["sizer"] == "requests" and queue["queue_size"].startswith("${env:OTEL_ML_GATEWAY_QUEUE_SIZE")
+        assert exporter["retry_on_failure"]["enabled"] is True
+        otlp = exporter["protocol"]["otlp"]
+        assert otlp["sending_queue"] == {"enabled": False} and otlp["retry_on_failure"] == {"enabled": False}
+
+
 @pytest.mark.parametrize("name", ["agent.yaml", "gateway.yaml"])
 def test_fleet_listeners_bind_the_configured_host(name: str) -> None:
     """Every listener is ${env:OTEL_ML_COLLECTOR_HOST:-127.0.0.1}:<port from env>, so the default
     is loopback and several collectors fit on one machine (the gateway: merged over config.yaml)."""
     config = _load(name) if name == "agent.yaml" else gateway()
-    endpoints = [e["endpoint"] for e in config["extensions"].values()]
+    endpoints = [e["endpoint"] for e in config["extensions"].values() if "endpoint" in e]
     endpoints += [p["endpoint"] for p in config["receivers"]["otlp"]["protocols"].values()]
     endpoints += [e["endpoint"] for e in config["exporters"].values()
                   if e.get("endpoint", "").startswith("${env:OTEL_ML_COLLECTOR_HOST")]

@@ -62,6 +62,7 @@ def _agent(host: str, d: Path) -> Collector:
     env = {
         "OTEL_ML_COLLECTOR_HOST": host,
         "OTEL_ML_GATEWAY_ENDPOINTS": "[" + ", ".join(f"{g}:4317" for g in GATEWAYS) + "]",
+        "OTEL_ML_AGENT_QUEUE_DIR": str(d / f"queue-{host}"),  # one per agent (a file lock each)
     }
     return Collector([REPO / "collector/agent.yaml"], env, d / f"agent-{host}.log", f"http://{host}:13133/")
 

@@ -153,3 +153,16 @@ def test_k8s_runs_the_pinned_collector_on_all_interfaces() -> None:
         (collector,) = [d for d in _docs(name) if d["kind"] == "OpenTelemetryCollector"]
         assert collector["spec"]["image"] == f"otel/opentelemetry-collector-contrib:{version.group(1)}"
         assert _pod_env(collector)["OTEL_ML_COLLECTOR_HOST"] == "0.0.0.0"
+
+
+def test_the_agents_queue_directory_is_a_mounted_volume() -> None:
+    """The agent's persistent queue lives on a volume mounted where OTEL_ML_AGENT_QUEUE_DIR points,
+    not in the container's own filesystem (gone with the container, and the image's user cannot
+    create /var/lib/...)."""
+    (collector,) = [d for d in _docs("agent.yaml") if d["kind"] == "OpenTelemetryCollector"]
+    spec = collector["spec"]
+    queue_dir = _pod_env(collector)["OTEL_ML_AGENT_QUEUE_DIR"]
+    (mount,) = [m for m in spec["volumeMounts"] if m["mountPath"] == queue_dir]
+    (volume,) = [v for v in spec["volumes"] if v["name"] == mount["name"]]
+    assert "emptyDir" in volume or "hostPath" in volume, volume
+    assert "file_storage/queue" in spec["config"]["service"]["extensions"]

@@ -416,3 +416,145 @@ def test_an_idle_service_delivers_what_it_held_when_the_collector_comes_back(bac
     result = json.loads(out.strip().splitlines()[-1])
     assert result["made"] == IDLE_REQUESTS and result["failed"] == 0
     assert _dropped(result, "traces") == {} and _dropped(result, "logs") == {}
+
+
+# The local-agent option: services send to an agent on their own host (collector/agent.yaml), which
+# forwards to the collector (here one gateway: config.yaml). The gateway is SIGKILLed for 60 s; half
+# way through both agents are SIGKILLed too and restarted at once. Agent P runs agent.yaml as
+# shipped (persistent queue on disk); agent M the same config with the queue in memory (the
+# baseline, measured in the same run). Both services run with the SDK retry buffer off, so only the
+# agent can carry what it accepted across the outage.
+GATEWAY_HOST = "127.0.0.7"
+AGENT_HOSTS = {"persistent": "127.0.0.8", "memory": "127.0.0.9"}
+AGENT_KILL_AFTER_S = 30.0
+# What the SIGKILLed gateway may hold in memory: the SDK's span batch delay (5 s) + the agent's batch
+# (1 s) + the gateway's batch (1 s) + tail sampling's decision wait (2 s).
+GATEWAY_HELD_S = 9.0
+IN_MEMORY_QUEUE = """\
+exporters:
+  load_balancing/traces:
+    sending_queue: {storage: null}
+  load_balancing/by_service:
+    sending_queue: {storage: null}
+"""
+
+
+def _agent(name: str, d: Path) -> Collector:
+    host = AGENT_HOSTS[name]
+    configs = [REPO / "collector/agent.yaml"]
+    if name == "memory":
+        overlay = d / "in-memory-queue.yaml"
+        overlay.write_text(IN_MEMORY_QUEUE)
+        configs.append(overlay)
+    env = {"OTEL_ML_COLLECTOR_HOST": host, "OTEL_ML_GATEWAY_ENDPOINTS": f"[{GATEWAY_HOST}:4317]",
+           "OTEL_ML_AGENT_QUEUE_DIR": str(d / f"queue-{name}")}
+    return Collector(configs, env, d / f"agent-{name}.log", f"http://{host}:13133/").start()
+
+
+def _gateway_inferences(service: str) -> float:
+    text = scrape(f"http://{GATEWAY_HOST}:8889/metrics")
+    if not text:
+        return -1.0
+    return sum(float(line.rsplit("}", 1)[1].split()[0]) for line in text.splitlines()
+               if line.startswith("ml_inference_duration_seconds_count{") and f'service_name="{service}"' in line)
+
+
+def test_a_local_agent_with_a_persistent_queue_carries_an_outage_across_its_own_restart(
+        backends: Backends, tmp_path: Path) -> None:
+    if not BINARY.exists():
+        pytest.skip(f"{BINARY} not built")
+    run = uuid.uuid4().hex[:8]
+    services = {name: f"agent-{name}-{run}" for name in AGENT_HOSTS}
+    stop_file = tmp_path / "stop"
+    base_env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    base_env.update(OTEL_ML_EXPORT_BUFFER_SPANS="0", OTEL_ML_EXPORT_BUFFER_LOGS="0")
+    gateway: Collector | None = None
+    agents: dict[str, Collector] = {}
+    workloads: dict[str, subprocess.Popen[str]] = {}
+    try:
+        gateway = _collector(tmp_path / "gateway.log", GATEWAY_HOST)
+        for name in AGENT_HOSTS:
+            agents[name] = _agent(name, tmp_path)
+            workloads[name] = subprocess.Popen(
+                [sys.executable, "-c", WORKLOAD, f"http://{AGENT_HOSTS[name]}:4317", services[name], str(stop_file),
+                 str(RATE)],
+                stdout=subprocess.PIPE, stderr=(tmp_path / f"{name}.err").open("w"), text=True, env=base_env,
+                cwd=REPO)
+        time.sleep(BEFORE_S)
+        killed_at = time.time()
+        gateway.kill()
+        time.sleep(AGENT_KILL_AFTER_S)
+        agent_killed_at = time.time()
+        for name in AGENT_HOSTS:
+            agents[name].kill()
+        for name in AGENT_HOSTS:
+            agents[name] = _agent(name, tmp_path)
+        agents_back_at = time.time()
+        time.sleep(max(0.0, killed_at + OUTAGE_S - time.time()))
+        gateway = _collector(tmp_path / "gateway.log", GATEWAY_HOST)
+        back_at = time.time()
+        time.sleep(AFTER_S)
+        stop_file.touch()
+        results: dict[str, dict[str, Any]] = {}
+        for name, proc in workloads.items():
+            out, _ = proc.communicate(timeout=90)
+            err = (tmp_path / f"{name}.err").read_text(errors="replace")
+            assert proc.returncode == 0, f"{name} workload exited {proc.returncode}: {err[-3000:]}"
+            assert "Traceback" not in err, err[-3000:]
+            results[name] = json.loads(out.strip().splitlines()[-1])
+
+        figures: dict[str, dict[str, Any]] = {}
+        for name, result in results.items():
+            service, made, samples = services[name], int(result["made"]), result["samples"]
+            traces = _settle(lambda s=service: _jaeger_traces(backends, s), made, timeout=150)  # type: ignore[misc]
+            lines = _settle(lambda s=service: _loki_lines(backends, s), made, timeout=90)  # type: ignore[misc]
+            missing_traces = [sample[0] for sample in samples if sample[2] and sample[2] not in traces]
+            missing_lines = [sample[0] for sample in samples if sample[2] and sample[3] not in lines]
+
+            def held(at: float) -> bool:
+                return killed_at - GATEWAY_HELD_S <= at <= killed_at
+
+            figures[name] = {
+                "made": made,
+                "failed": result["failed"],
+                "metrics": _settle_count(lambda s=service: _gateway_inferences(s), made),  # type: ignore[misc]
+                "traces": len(traces),
+                "logs": len(lines),
+                "sdk_dropped": result["dropped"],
+                "traces_lost_in_killed_gateway": sum(map(held, missing_traces)),
+                "logs_lost_in_killed_gateway": sum(map(held, missing_lines)),
+                # Made while the gateway was down and before the agents were killed: only the agent
+                # held these when it was SIGKILLed.
+                "traces_lost_from_agent_queue": sum(killed_at < at <= agent_killed_at for at in missing_traces),
+                "logs_lost_from_agent_queue": sum(killed_at < at <= agent_killed_at for at in missing_lines),
+                "traces_missing_elsewhere": sum(not held(at) and not killed_at < at <= agent_killed_at
+                                                for at in missing_traces),
+                "logs_missing_elsewhere": sum(not held(at) and not killed_at < at <= agent_killed_at
+                                              for at in missing_lines),
+                "p99_ms_before": round(_p99(samples, 0, killed_at), 2),
+                "p99_ms_outage": round(_p99(samples, killed_at, back_at), 2),
+            }
+        figures["timeline_s"] = {"agents_killed_after": round(agent_killed_at - killed_at, 1),
+                                 "agents_down": round(agents_back_at - agent_killed_at, 1),
+                                 "gateway_down": round(back_at - killed_at, 1)}
+        print("\nAGENT OUTAGE FIGURES " + json.dumps(figures))
+
+        got, baseline = figures["persistent"], figures["memory"]
+        assert got["failed"] == 0 and baseline["failed"] == 0
+        assert got["made"] >= RATE * (BEFORE_S + OUTAGE_S) * 0.8
+        assert got["metrics"] == got["made"], got
+        # The persistent agent lost nothing it had accepted, across its own SIGKILL ...
+        assert got["traces_lost_from_agent_queue"] == 0 and got["logs_lost_from_agent_queue"] == 0, got
+        assert got["traces_missing_elsewhere"] == 0 and got["logs_missing_elsewhere"] == 0, got
+        assert got["traces_lost_in_killed_gateway"] + got["logs_lost_in_killed_gateway"] <= 2 * GATEWAY_HELD_S * RATE
+        # ... where the same agent with its queue in memory lost what it held (the test can tell).
+        assert baseline["traces_lost_from_agent_queue"] > 0, baseline
+    finally:
+        stop_file.touch()
+        for proc in workloads.values():
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(10)
+        for collector in (*agents.values(), gateway):
+            if collector is not None:
+                collector.stop()
