@@ -137,7 +137,18 @@ GATEWAY_CA_FILE: Final = "OTEL_ML_GATEWAY_CA_FILE"
 """Agent: CA bundle that signed the gateways' certificates (default none)."""
 
 GATEWAY_QUEUE_SIZE: Final = "OTEL_ML_GATEWAY_QUEUE_SIZE"
-"""Agent: batches queued per gateway while it is unreachable (default ``5000``)."""
+"""Agent: batches held in its persistent queue while gateways are unreachable (default ``5000``)."""
+
+AGENT_QUEUE_DIR: Final = "OTEL_ML_AGENT_QUEUE_DIR"
+"""Agent: directory of that queue, created if missing; one per agent process (default
+``/tmp/otel-ml-agent-queue``; Kubernetes: a volume)."""
+
+GATEWAY_TOKEN_FILE: Final = "OTEL_ML_GATEWAY_TOKEN_FILE"
+"""Agent with ``agent-secure.yaml``: file with the bearer token it sends to the gateways, re-read
+when it changes (set this or the next)."""
+
+GATEWAY_TOKEN: Final = "OTEL_ML_GATEWAY_TOKEN"
+"""Agent with ``agent-secure.yaml``: that token itself; with neither set the agent refuses to start."""
 
 GATEWAY_RETRY_MAX_ELAPSED: Final = "OTEL_ML_GATEWAY_RETRY_MAX_ELAPSED"
 """Agent: how long a batch for a gateway is retried (default ``300s``)."""

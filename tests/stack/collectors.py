@@ -12,7 +12,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -81,3 +81,24 @@ def scrape(url: str) -> str:
             return str(resp.read().decode())
     except (OSError, urllib.error.URLError):
         return ""
+
+
+def _openssl(*args: str, cwd: Path) -> None:
+    done = subprocess.run(["openssl", *args], cwd=cwd, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+
+
+def make_certs(d: Path, hosts: Iterable[str]) -> tuple[Path, Path, Path]:
+    """A throwaway CA and one server certificate for the IP addresses ``hosts`` signed by it:
+    (ca.pem, server.pem, server.key) in ``d``."""
+    hosts = list(hosts)
+    ec = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes")
+    _openssl("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.pem", "-days", "1",
+             "-subj", "/CN=otel-ml test CA", "-addext", "basicConstraints=critical,CA:TRUE",
+             "-addext", "keyUsage=critical,keyCertSign,cRLSign", cwd=d)
+    _openssl("req", *ec, "-keyout", "server.key", "-out", "server.csr", "-subj", f"/CN={hosts[0]}", cwd=d)
+    (d / "ext.cnf").write_text("subjectAltName=" + ",".join(f"IP:{h}" for h in hosts) + "\n"
+                               "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n")
+    _openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+             "-out", "server.pem", "-days", "1", "-extfile", "ext.cnf", cwd=d)
+    return d / "ca.pem", d / "server.pem", d / "server.key"

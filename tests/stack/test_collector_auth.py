@@ -10,7 +10,6 @@ plaintext connection is refused, and the service's code does not see an exceptio
 from __future__ import annotations
 
 import secrets
-import subprocess
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -20,7 +19,7 @@ import pytest
 
 import otel_ml
 from tests.stack.backends import poll
-from tests.stack.collectors import BINARY, REPO, Collector, scrape
+from tests.stack.collectors import BINARY, REPO, Collector, make_certs, scrape
 
 pytestmark = [
     pytest.mark.e2e,
@@ -38,29 +37,10 @@ class Secure:
     collector: Collector
 
 
-def _openssl(*args: str, cwd: Path) -> None:
-    done = subprocess.run(["openssl", *args], cwd=cwd, capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stderr
-
-
-def make_certs(d: Path) -> tuple[Path, Path, Path]:
-    """A throwaway CA and a server certificate for HOST signed by it: (ca.pem, server.pem, server.key)."""
-    ec = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes")
-    _openssl("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.pem", "-days", "1",
-             "-subj", "/CN=otel-ml test CA", "-addext", "basicConstraints=critical,CA:TRUE",
-             "-addext", "keyUsage=critical,keyCertSign,cRLSign", cwd=d)
-    _openssl("req", *ec, "-keyout", "server.key", "-out", "server.csr", "-subj", f"/CN={HOST}", cwd=d)
-    (d / "ext.cnf").write_text(f"subjectAltName=IP:{HOST}\nbasicConstraints=CA:FALSE\n"
-                               "keyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n")
-    _openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
-             "-out", "server.pem", "-days", "1", "-extfile", "ext.cnf", cwd=d)
-    return d / "ca.pem", d / "server.pem", d / "server.key"
-
-
 @pytest.fixture(scope="module")
 def secure(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Secure]:
     d = tmp_path_factory.mktemp("secure-collector")
-    ca, cert, key = make_certs(d)
+    ca, cert, key = make_certs(d, [HOST])
     token = secrets.token_urlsafe(24)
     token_file = d / "token"
     token_file.write_text(f"{token}\n")

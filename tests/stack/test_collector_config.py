@@ -151,7 +151,8 @@ FLEET = {"OTEL_ML_GATEWAY_ENDPOINTS": "[gw-0.gw:4317, gw-1.gw:4317]", "OTEL_ML_G
     (["config.yaml", "secure.yaml"], {"OTEL_ML_AUTH_TOKEN": "from-a-secret"}),
     (["agent.yaml"], {}),
     (["agent.yaml"], {**ZERO, **FLEET}),
-    (["agent.yaml", "secure.yaml", "agent-secure.yaml"], TOKEN_FILE),
+    (["agent.yaml", "secure.yaml", "agent-secure.yaml"],
+     {**TOKEN_FILE, "OTEL_ML_GATEWAY_TOKEN_FILE": "/run/secrets/gateway-token"}),
     (["config.yaml", "gateway.yaml"], {}),
     (["config.yaml", "gateway.yaml"], {**ZERO, "OTEL_ML_TRACE_SAMPLE_PERCENT": "0"}),
     (["config.yaml", "gateway.yaml", "secure.yaml"], TOKEN_FILE),
@@ -182,10 +183,18 @@ def test_secure_overlay_holds_no_secret_and_keeps_the_base_extensions() -> None:
     assert all(re.fullmatch(r"\$\{env:OTEL_ML_[A-Z_]+:-\}", v) for v in auth.values()), auth
     for base in (_load("config.yaml"), gateway()):
         assert secure["service"]["extensions"] == [*base["service"]["extensions"], "bearertokenauth/otlp_in"]
+    # agent-secure.yaml: the agent's list plus both authenticators (receivers, link to the gateways);
+    # its token material also only through ${env:...}, and every gateway link has TLS and the token.
     agent_secure = _load("agent-secure.yaml")
-    assert set(agent_secure) == {"service"} and set(agent_secure["service"]) == {"extensions"}
     assert agent_secure["service"]["extensions"] == [*_load("agent.yaml")["service"]["extensions"],
-                                                     "bearertokenauth/otlp_in"]
+                                                     "bearertokenauth/otlp_in", "bearertokenauth/to_gateway"]
+    client = agent_secure["extensions"]["bearertokenauth/to_gateway"]
+    assert set(client) == {"filename", "token"}
+    assert all(re.fullmatch(r"\$\{env:OTEL_ML_[A-Z_]+:-\}", v) for v in client.values()), client
+    assert set(agent_secure["exporters"]) == set(_load("agent.yaml")["exporters"])
+    for exporter in agent_secure["exporters"].values():
+        assert exporter["protocol"]["otlp"] == {"tls": {"insecure": False},
+                                                "auth": {"authenticator": "bearertokenauth/to_gateway"}}
     for protocol in ("grpc", "http"):
         settings = secure["receivers"]["otlp"]["protocols"][protocol]
         assert settings["auth"] == {"authenticator": "bearertokenauth/otlp_in"}
@@ -279,7 +288,7 @@ def test_deploy_docs_use_the_pinned_collector_and_valid_manifests() -> None:
 def test_readme_documents_every_variable_of_the_variants() -> None:
     """Each OTEL_ML_* variable that secure.yaml, agent.yaml and gateway.yaml read is in collector/README.md."""
     readme = (REPO / "collector" / "README.md").read_text()
-    for name in ("secure.yaml", "agent.yaml", "gateway.yaml"):
+    for name in ("secure.yaml", "agent.yaml", "agent-secure.yaml", "gateway.yaml"):
         variables = set(re.findall(r"\$\{env:(OTEL_ML_[A-Z_]+)", (REPO / "collector" / name).read_text()))
         assert variables
         missing = {v for v in variables if v not in readme}

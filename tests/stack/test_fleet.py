@@ -10,17 +10,24 @@ and started again while the agents still hold the spans meant for it.
 Asserted: every kept trace is in Jaeger with exactly the spans sent for it, and Jaeger has no
 other trace of these services (no dropped trace leaked, not even in part). Metrics sent through
 both agents reach exactly one gateway's Prometheus endpoint (routed by service).
+
+The secured fleet: a gateway with secure.yaml and two agents with secure.yaml + agent-secure.yaml
+(TLS and tokens on every hop, CA and certificate made here). Services reach their agent over TLS
+with the agents' token; the agent holding the gateway's token delivers to Jaeger, the one holding
+a wrong token is refused by the gateway and delivers nothing.
 """
 
 from __future__ import annotations
 
 import re
+import secrets
 import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import grpc
 import pytest
 from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
@@ -32,7 +39,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.trace import Status, StatusCode
 
 from tests.stack.backends import Backends, get_json, poll
-from tests.stack.collectors import BINARY, REPO, Collector, scrape
+from tests.stack.collectors import BINARY, REPO, Collector, make_certs, scrape
 
 pytestmark = [
     pytest.mark.e2e,
@@ -183,3 +190,78 @@ def test_fleet_keeps_whole_traces_across_a_gateway_restart(backends: Backends, f
         assert counts == fleet.kept, f"service {fleet.service}-{part}"
     # Both gateways took part (trace-id routing spread the traces), so the restart was exercised.
     assert all(_accepted_spans(g) > 0 for g in GATEWAYS)
+
+
+SECURE_AGENTS = {"right": "127.0.0.45", "wrong": "127.0.0.46"}
+SECURE_GATEWAY = "127.0.0.47"
+
+
+def _secret_file(path: Path, value: str) -> Path:
+    path.write_text(f"{value}\n")
+    path.chmod(0o600)
+    return path
+
+
+def test_secured_fleet_authenticates_every_hop(backends: Backends, tmp_path: Path) -> None:
+    ca, cert, key = make_certs(tmp_path, [SECURE_GATEWAY, *SECURE_AGENTS.values()])
+    tls = {"OTEL_ML_TLS_CERT_FILE": str(cert), "OTEL_ML_TLS_KEY_FILE": str(key), "OTEL_ML_AUTH_TOKEN": ""}
+    service_token, gateway_token = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
+    gateway = Collector(
+        [REPO / "collector/config.yaml", REPO / "collector/gateway.yaml", REPO / "collector/secure.yaml"],
+        {**tls, "OTEL_ML_COLLECTOR_HOST": SECURE_GATEWAY, "OTEL_ML_TRACE_SAMPLE_PERCENT": "100",
+         "OTEL_ML_TAIL_DECISION_WAIT": "2s", "OTEL_ML_LOKI_OTLP_ENDPOINT": f"http://{SECURE_GATEWAY}:3100/otlp",
+         "OTEL_ML_AUTH_TOKEN_FILE": str(_secret_file(tmp_path / "gateway-accepts", gateway_token))},
+        tmp_path / "gateway.log", f"http://{SECURE_GATEWAY}:13133/")
+    agents = {
+        name: Collector(
+            [REPO / "collector/agent.yaml", REPO / "collector/secure.yaml", REPO / "collector/agent-secure.yaml"],
+            {**tls, "OTEL_ML_COLLECTOR_HOST": host, "OTEL_ML_GATEWAY_ENDPOINTS": f"[{SECURE_GATEWAY}:4317]",
+             "OTEL_ML_GATEWAY_CA_FILE": str(ca), "OTEL_ML_AGENT_QUEUE_DIR": str(tmp_path / f"queue-{name}"),
+             "OTEL_ML_AUTH_TOKEN_FILE": str(_secret_file(tmp_path / f"agent-{name}-accepts", service_token)),
+             "OTEL_ML_GATEWAY_TOKEN_FILE": str(_secret_file(
+                 tmp_path / f"agent-{name}-sends", gateway_token if name == "right" else "not-" + gateway_token))},
+            tmp_path / f"agent-{name}.log", f"http://{host}:13133/")
+        for name, host in SECURE_AGENTS.items()
+    }
+    credentials = grpc.ssl_channel_credentials(ca.read_bytes())
+    run = uuid.uuid4().hex[:8]
+    providers: dict[str, TracerProvider] = {}
+    sent: dict[str, set[str]] = {}
+    try:
+        gateway.start()
+        for agent in agents.values():
+            agent.start()
+        for name, host in SECURE_AGENTS.items():
+            provider = TracerProvider(resource=Resource.create({"service.name": f"otel-ml-secure-{name}-{run}"}))
+            exporter = OTLPSpanExporter(endpoint=f"{host}:4317", credentials=credentials,
+                                        headers={"authorization": f"Bearer {service_token}"})
+            provider.add_span_processor(BatchSpanProcessor(exporter))
+            providers[name] = provider
+            tracer = provider.get_tracer("otel_ml.fleet")
+            sent[name] = set()
+            for _ in range(5):
+                with tracer.start_as_current_span("secure.request") as root, \
+                        tracer.start_as_current_span("secure.predict"):
+                    sent[name].add(format(root.get_span_context().trace_id, "032x"))
+            assert provider.force_flush(15_000)  # the agent accepted them: service -> agent is fine
+
+        def arrived(name: str) -> dict[str, int]:
+            return _jaeger_span_counts(backends, f"otel-ml-secure-{name}-{run}")
+
+        got = poll(lambda: arrived("right") if set(arrived("right")) == sent["right"] else None,
+                   "the right-token agent's 5 traces in Jaeger", timeout=60)
+        assert all(n == 2 for n in got.values()), got
+        # The wrong-token agent's spans were sent at the same time; give them a decision period more.
+        time.sleep(5)
+        assert arrived("wrong") == {}
+        assert "Unauthenticated" in agents["wrong"].output() or "unauthenticated" in agents["wrong"].output()
+        accepted = _accepted_spans(SECURE_GATEWAY)
+        assert accepted == 10, accepted  # the right agent's 10 spans; the wrong one's never got in
+    finally:
+        for provider in providers.values():
+            provider.shutdown()
+        for collector in (*agents.values(), gateway):
+            collector.stop()
+    for collector in (*agents.values(), gateway):
+        text = collector.output()
+        assert service_token not in text and gateway_token not in text, "a collector logged a token"
