@@ -23,6 +23,13 @@ About 1.5 minutes.
 The third has the collector down while a service answers 60 requests and goes idle: the held
 batches reach Jaeger and Loki once it starts, with no further export call (the resender thread).
 About 30 s.
+
+The fourth measures the other option, a local agent with a persistent queue (collector/agent.yaml),
+against the same agent with an in-memory queue, across a SIGKILL of the agents during a 60 s
+outage of the collector behind them. About 2.5 minutes.
+
+The fifth SIGKILLs a private Prometheus for 60 s: every count arrives after it returns, only the
+scrapes of the gap are missing. About 1.5 minutes.
 """
 
 from __future__ import annotations
@@ -558,3 +565,125 @@ def test_a_local_agent_with_a_persistent_queue_carries_an_outage_across_its_own_
         for collector in (*agents.values(), gateway):
             if collector is not None:
                 collector.stop()
+
+
+# Prometheus down: the collector's prometheus exporter is scraped (pull), so nothing queues in the
+# collector while Prometheus is away; cumulative counters carry every count over the gap. A private
+# Prometheus scrapes a private collector every second, is SIGKILLed for 60 s and restarted on the
+# same TSDB (WAL replay). What is lost: the scrape samples (and their exemplars) of the gap itself.
+PROM_HOST = "127.0.0.10"
+PROM_CONFIG = """\
+global: {{scrape_interval: 1s, scrape_timeout: 1s}}
+scrape_configs:
+  - job_name: otel-ml
+    honor_labels: true
+    scrape_protocols: [OpenMetricsText1.0.0, PrometheusText0.0.4]
+    static_configs: [{{targets: ["{host}:8889"]}}]
+"""
+
+
+def _start_prometheus(d: Path) -> subprocess.Popen[bytes]:
+    config = d / "prometheus.yml"
+    config.write_text(PROM_CONFIG.format(host=PROM_HOST))
+    with (d / "prometheus.log").open("ab") as log:
+        proc = subprocess.Popen(
+            [str(REPO / ".stack/bin/prometheus"), f"--config.file={config}", f"--storage.tsdb.path={d / 'tsdb'}",
+             f"--web.listen-address={PROM_HOST}:9090", "--enable-feature=exemplar-storage"],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 60
+    while get_json_or_none(f"http://{PROM_HOST}:9090/api/v1/status/runtimeinfo") is None:
+        assert proc.poll() is None and time.monotonic() < deadline, (d / "prometheus.log").read_text()[-3000:]
+        time.sleep(0.5)
+    return proc
+
+
+def get_json_or_none(url: str, params: dict[str, str] | None = None) -> Any:
+    try:
+        return get_json(url, params, timeout=10)
+    except (OSError, ValueError):
+        return None
+
+
+def _samples(service: str, start: float, end: float) -> list[tuple[float, float]]:
+    """The raw scraped samples (not query_range's look-back fill) of the service's inference count,
+    summed over its series per scrape timestamp."""
+    body = get_json_or_none(f"http://{PROM_HOST}:9090/api/v1/query",
+                            {"query": f'ml_inference_duration_seconds_count{{service_name="{service}"}}'
+                                      f"[{int(end - start) + 1}s]", "time": f"{end:.3f}"})
+    totals: dict[float, float] = {}
+    for series in (body or {}).get("data", {}).get("result") or []:
+        for t, v in series["values"]:
+            totals[float(t)] = totals.get(float(t), 0.0) + float(v)
+    return sorted(totals.items())
+
+
+def _rss_mb(text: str) -> float:
+    for line in text.splitlines():
+        if line.startswith("otelcol_process_memory_rss"):
+            return round(float(line.rsplit(" ", 1)[1]) / 2**20, 1)
+    return float("nan")
+
+
+def test_a_prometheus_outage_loses_only_the_scrapes_of_the_gap(tmp_path: Path) -> None:
+    if not BINARY.exists() or not (REPO / ".stack/bin/prometheus").exists():
+        pytest.skip("collector or prometheus not built")
+    service = f"prom-outage-{uuid.uuid4().hex[:8]}"
+    stop_file = tmp_path / "stop"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    collector: Collector | None = None
+    prometheus: subprocess.Popen[bytes] | None = None
+    workload: subprocess.Popen[str] | None = None
+    try:
+        collector = _collector(tmp_path / "collector.log", PROM_HOST)
+        prometheus = _start_prometheus(tmp_path)
+        workload = subprocess.Popen(
+            [sys.executable, "-c", WORKLOAD, f"http://{PROM_HOST}:4317", service, str(stop_file), str(RATE)],
+            stdout=subprocess.PIPE, stderr=(tmp_path / "workload.err").open("w"), text=True, env=env, cwd=REPO)
+        started_at = time.time()
+        time.sleep(BEFORE_S)
+        rss_before = _rss_mb(scrape(f"http://{PROM_HOST}:8888/metrics"))
+        killed_at = time.time()
+        prometheus.kill()
+        prometheus.wait(10)
+        time.sleep(OUTAGE_S)
+        rss_during = _rss_mb(scrape(f"http://{PROM_HOST}:8888/metrics"))
+        prometheus = _start_prometheus(tmp_path)
+        back_at = time.time()
+        time.sleep(AFTER_S)
+        stop_file.touch()
+        out, _ = workload.communicate(timeout=90)
+        err = (tmp_path / "workload.err").read_text(errors="replace")
+        assert workload.returncode == 0 and "Traceback" not in err, err[-3000:]
+        result = json.loads(out.strip().splitlines()[-1])
+        made = int(result["made"])
+        # The workload's shutdown exported its last counts; Prometheus scrapes them within a second.
+        deadline = time.monotonic() + 30
+        while True:
+            samples = _samples(service, started_at - 5, time.time())
+            if (samples and samples[-1][1] == made) or time.monotonic() > deadline:
+                break
+            time.sleep(1)
+        before = [v for t, v in samples if t < killed_at]
+        gap = [v for t, v in samples if killed_at + 1 < t < back_at]
+        after = [v for t, v in samples if t > back_at]
+        figures = {"made": made, "last_count_before_kill": before[-1] if before else None,
+                   "first_count_after_restart": after[0] if after else None, "final_count": samples[-1][1],
+                   "gap_s": round(back_at - killed_at, 1), "scrapes_in_gap": len(gap),
+                   "collector_rss_mb_before": rss_before, "collector_rss_mb_end_of_outage": rss_during}
+        print("\nPROMETHEUS OUTAGE FIGURES " + json.dumps(figures))
+        assert result["failed"] == 0
+        assert before and after, figures
+        assert gap == [], figures  # nothing scraped while it was down: the gap's samples are what is lost
+        # Nothing counted was lost: the counter after the gap carries every inference made.
+        assert samples[-1][1] == made, figures
+        assert after[0] > before[-1] + RATE * OUTAGE_S * 0.8, figures
+    finally:
+        stop_file.touch()
+        if workload is not None and workload.poll() is None:
+            workload.kill()
+            workload.wait(10)
+        if prometheus is not None and prometheus.poll() is None:
+            prometheus.kill()
+            prometheus.wait(10)
+        if collector is not None:
+            collector.stop()
