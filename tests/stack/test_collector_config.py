@@ -225,7 +225,7 @@ def test_agent_routes_traces_by_trace_id_to_the_gateways() -> None:
         assert pipelines[signal]["exporters"] == ["load_balancing/by_service"]
     assert agent["exporters"]["load_balancing/by_service"]["routing_key"] == "service"
     for p in pipelines.values():
-        assert p["processors"] == ["memory_limiter", "batch"]
+        assert p["processors"] == ["memory_limiter"]  # batching happens after the disk queue
 
 
 def test_agent_queues_on_disk_at_the_load_balancing_level() -> None:
@@ -241,6 +241,7 @@ def test_agent_queues_on_disk_at_the_load_balancing_level() -> None:
         queue = exporter["sending_queue"]
         assert queue["enabled"] is True and queue["storage"] == "file_storage/queue", queue
         assert queue["sizer"] == "requests" and queue["queue_size"].startswith("${env:OTEL_ML_GATEWAY_QUEUE_SIZE")
+        assert queue["batch"]["sizer"] == "items" and queue["batch"]["flush_timeout"] == "1s"
         assert exporter["retry_on_failure"]["enabled"] is True
         otlp = exporter["protocol"]["otlp"]
         assert otlp["sending_queue"] == {"enabled": False} and otlp["retry_on_failure"] == {"enabled": False}

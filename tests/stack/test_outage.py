@@ -167,6 +167,29 @@ def _dropped(result: dict[str, Any], signal_name: str) -> dict[str, int]:
     return {reason: n for reason, sig, n in result["dropped"] if sig == signal_name}
 
 
+def _missing(samples: list[list[Any]], traces: set[str], lines: set[int]) -> tuple[list[float], list[float]]:
+    """When (wall time) each request whose trace / log line did not arrive was made."""
+    return ([sample[0] for sample in samples if sample[2] and sample[2] not in traces],
+            [sample[0] for sample in samples if sample[2] and sample[3] not in lines])
+
+
+def _spawn(name: str, endpoint: str, service: str, stop_file: Path, env: dict[str, str],
+           script: str = WORKLOAD, rate: float = RATE) -> subprocess.Popen[str]:
+    """A workload process sending to ``endpoint`` until ``stop_file`` exists; stderr to <name>.err."""
+    return subprocess.Popen([sys.executable, "-c", script, endpoint, service, str(stop_file), str(rate)],
+                            stdout=subprocess.PIPE, stderr=(stop_file.parent / f"{name}.err").open("w"), text=True,
+                            env=env, cwd=REPO)
+
+
+def _finish(name: str, proc: subprocess.Popen[str], stop_file: Path) -> dict[str, Any]:
+    """Wait for a workload (after ``stop_file`` was touched): it exited 0, raised nothing; its report."""
+    out, _ = proc.communicate(timeout=90)
+    err = (stop_file.parent / f"{name}.err").read_text(errors="replace")
+    assert proc.returncode == 0, f"{name} workload exited {proc.returncode}: {err[-3000:]}"
+    assert "Traceback" not in err, err[-3000:]
+    return dict(json.loads(out.strip().splitlines()[-1]))
+
+
 def test_collector_outage_loses_nothing_or_counts_it(backends: Backends, tmp_path: Path) -> None:
     if not BINARY.exists():
         pytest.skip(f"{BINARY} not built")
@@ -182,10 +205,7 @@ def test_collector_outage_loses_nothing_or_counts_it(backends: Backends, tmp_pat
             env = dict(base_env)
             if name == "baseline":
                 env.update(OTEL_ML_EXPORT_BUFFER_SPANS="0", OTEL_ML_EXPORT_BUFFER_LOGS="0")
-            workloads[name] = subprocess.Popen(
-                [sys.executable, "-c", WORKLOAD, f"http://{HOST}:4317", service, str(stop_file), str(RATE)],
-                stdout=subprocess.PIPE, stderr=(tmp_path / f"{name}.err").open("w"), text=True, env=env,
-                cwd=REPO)
+            workloads[name] = _spawn(name, f"http://{HOST}:4317", service, stop_file, env)
         time.sleep(BEFORE_S)
         killed_at = time.time()
         collector.kill()
@@ -194,13 +214,7 @@ def test_collector_outage_loses_nothing_or_counts_it(backends: Backends, tmp_pat
         back_at = time.time()
         time.sleep(AFTER_S)
         stop_file.touch()
-        results: dict[str, dict[str, Any]] = {}
-        for name, proc in workloads.items():
-            out, _ = proc.communicate(timeout=90)
-            err = (tmp_path / f"{name}.err").read_text(errors="replace")
-            assert proc.returncode == 0, f"{name} workload exited {proc.returncode}: {err[-3000:]}"
-            results[name] = json.loads(out.strip().splitlines()[-1])
-            assert "Traceback" not in err, err[-3000:]
+        results = {name: _finish(name, proc, stop_file) for name, proc in workloads.items()}
 
         figures: dict[str, dict[str, Any]] = {}
         for name, result in results.items():
@@ -211,8 +225,7 @@ def test_collector_outage_loses_nothing_or_counts_it(backends: Backends, tmp_pat
             lines = _settle(lambda s=service: _loki_lines(backends, s),  # type: ignore[misc]
                             made - sum(dropped_logs.values()))
             # What neither arrived nor was counted, by when it was made.
-            missing_traces = [sample[0] for sample in samples if sample[2] and sample[2] not in traces]
-            missing_lines = [sample[0] for sample in samples if sample[2] and sample[3] not in lines]
+            missing_traces, missing_lines = _missing(samples, traces, lines)
             figures[name] = {
                 "made": made,
                 "failed": result["failed"],
@@ -298,9 +311,7 @@ def test_backend_outage_is_queued_in_the_collector_and_delivered_after(backends:
         a = _collector(tmp_path / "a.log", HOST_A, OTEL_ML_JAEGER_OTLP_ENDPOINT=f"{HOST_B}:4317",
                              OTEL_ML_LOKI_OTLP_ENDPOINT=f"http://{HOST_B}:4318")
         env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
-        workload = subprocess.Popen(
-            [sys.executable, "-c", WORKLOAD, f"http://{HOST_A}:4317", service, str(stop_file), str(RATE)],
-            stdout=subprocess.PIPE, stderr=(tmp_path / "workload.err").open("w"), text=True, env=env, cwd=REPO)
+        workload = _spawn("workload", f"http://{HOST_A}:4317", service, stop_file, env)
         time.sleep(10)
         b.stop()  # graceful: what B itself holds reaches Jaeger/Loki; this tests A
         queued = {"traces": 0.0, "logs": 0.0}
@@ -318,10 +329,7 @@ def test_backend_outage_is_queued_in_the_collector_and_delivered_after(backends:
         back_at = time.monotonic()  # B answers its health check again
         time.sleep(10)
         stop_file.touch()
-        out, _ = workload.communicate(timeout=90)
-        err = (tmp_path / "workload.err").read_text(errors="replace")
-        assert workload.returncode == 0, err[-3000:]
-        result = json.loads(out.strip().splitlines()[-1])
+        result = _finish("workload", workload, stop_file)
         made = int(result["made"])
         # A's retries reach B again only once gRPC's reconnect backoff (up to 2 min, grown over the
         # outage) lets the channel reconnect: wait for both queues to drain rather than guessing.
@@ -391,9 +399,7 @@ def test_an_idle_service_delivers_what_it_held_when_the_collector_comes_back(bac
     env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
     env["IDLE_REQUESTS"] = str(IDLE_REQUESTS)
     collector: Collector | None = None
-    workload = subprocess.Popen(
-        [sys.executable, "-c", IDLE_WORKLOAD, f"http://{HOST}:4317", service, str(stop_file), "30"],
-        stdout=subprocess.PIPE, stderr=(tmp_path / "idle.err").open("w"), text=True, env=env, cwd=REPO)
+    workload = _spawn("idle", f"http://{HOST}:4317", service, stop_file, env, script=IDLE_WORKLOAD, rate=30)
     try:
         deadline = time.monotonic() + 60
         while not (tmp_path / "stop.idle").exists():
@@ -482,11 +488,7 @@ def test_a_local_agent_with_a_persistent_queue_carries_an_outage_across_its_own_
         gateway = _collector(tmp_path / "gateway.log", GATEWAY_HOST)
         for name in AGENT_HOSTS:
             agents[name] = _agent(name, tmp_path)
-            workloads[name] = subprocess.Popen(
-                [sys.executable, "-c", WORKLOAD, f"http://{AGENT_HOSTS[name]}:4317", services[name], str(stop_file),
-                 str(RATE)],
-                stdout=subprocess.PIPE, stderr=(tmp_path / f"{name}.err").open("w"), text=True, env=base_env,
-                cwd=REPO)
+            workloads[name] = _spawn(name, f"http://{AGENT_HOSTS[name]}:4317", services[name], stop_file, base_env)
         time.sleep(BEFORE_S)
         killed_at = time.time()
         gateway.kill()
@@ -502,21 +504,14 @@ def test_a_local_agent_with_a_persistent_queue_carries_an_outage_across_its_own_
         back_at = time.time()
         time.sleep(AFTER_S)
         stop_file.touch()
-        results: dict[str, dict[str, Any]] = {}
-        for name, proc in workloads.items():
-            out, _ = proc.communicate(timeout=90)
-            err = (tmp_path / f"{name}.err").read_text(errors="replace")
-            assert proc.returncode == 0, f"{name} workload exited {proc.returncode}: {err[-3000:]}"
-            assert "Traceback" not in err, err[-3000:]
-            results[name] = json.loads(out.strip().splitlines()[-1])
+        results = {name: _finish(name, proc, stop_file) for name, proc in workloads.items()}
 
         figures: dict[str, dict[str, Any]] = {}
         for name, result in results.items():
             service, made, samples = services[name], int(result["made"]), result["samples"]
             traces = _settle(lambda s=service: _jaeger_traces(backends, s), made, timeout=150)  # type: ignore[misc]
             lines = _settle(lambda s=service: _loki_lines(backends, s), made, timeout=90)  # type: ignore[misc]
-            missing_traces = [sample[0] for sample in samples if sample[2] and sample[2] not in traces]
-            missing_lines = [sample[0] for sample in samples if sample[2] and sample[3] not in lines]
+            missing_traces, missing_lines = _missing(samples, traces, lines)
 
             def held(at: float) -> bool:
                 return killed_at - GATEWAY_HELD_S <= at <= killed_at
@@ -636,9 +631,7 @@ def test_a_prometheus_outage_loses_only_the_scrapes_of_the_gap(tmp_path: Path) -
     try:
         collector = _collector(tmp_path / "collector.log", PROM_HOST)
         prometheus = _start_prometheus(tmp_path)
-        workload = subprocess.Popen(
-            [sys.executable, "-c", WORKLOAD, f"http://{PROM_HOST}:4317", service, str(stop_file), str(RATE)],
-            stdout=subprocess.PIPE, stderr=(tmp_path / "workload.err").open("w"), text=True, env=env, cwd=REPO)
+        workload = _spawn("workload", f"http://{PROM_HOST}:4317", service, stop_file, env)
         started_at = time.time()
         time.sleep(BEFORE_S)
         rss_before = _rss_mb(scrape(f"http://{PROM_HOST}:8888/metrics"))
@@ -651,10 +644,7 @@ def test_a_prometheus_outage_loses_only_the_scrapes_of_the_gap(tmp_path: Path) -
         back_at = time.time()
         time.sleep(AFTER_S)
         stop_file.touch()
-        out, _ = workload.communicate(timeout=90)
-        err = (tmp_path / "workload.err").read_text(errors="replace")
-        assert workload.returncode == 0 and "Traceback" not in err, err[-3000:]
-        result = json.loads(out.strip().splitlines()[-1])
+        result = _finish("workload", workload, stop_file)
         made = int(result["made"])
         # The workload's shutdown exported its last counts; Prometheus scrapes them within a second.
         deadline = time.monotonic() + 30
