@@ -74,11 +74,12 @@ class _Session:
     """What a call needs of a session, resolved at its first call and kept (weakly) with it."""
 
     __slots__ = ("__weakref__", "classes", "label", "label_pos", "labels", "lookup", "mapping", "monitor", "proba",
-                 "proba_pos", "task", "translate", "value", "value_pos", "zipmap")
+                 "proba_pos", "quick", "task", "translate", "value", "value_pos", "zipmap")
 
     def __init__(self, monitor: Any, mapping: Mapping[str, str], layout: _Layout,
                  classes: list[Any] | None) -> None:
         self.monitor = monitor
+        self.quick = monitor.quick_lane()
         self.task = layout.task
         self.mapping = mapping
         # Output names, and their positions in the result when every output is returned.
@@ -208,6 +209,11 @@ def _serve(fn: Callable[..., Any], obj: Any, args: tuple[Any, ...], kwargs: dict
         monitor = session.monitor
         first = _first_input(feed)
         ids = calls.IDS.get()
+        quick = session.quick
+        if ids is None and quick is not None and quick.open():
+            # No span to make (unsampled parent): a one-row result is one append to the model's
+            # QuickLane; anything else is recorded afterwards through the full path.
+            return calls.quick_call(quick, fn, obj, args, kwargs, (session, names, first), _quick_record, _record_late)
         if ids is None and monitor.drift_tracker is None:
             inference = monitor.inference(batch_size=_rows(first), method=METHOD)
         else:
@@ -223,6 +229,72 @@ def _serve(fn: Callable[..., Any], obj: Any, args: tuple[Any, ...], kwargs: dict
         return result
     finally:
         calls.INSIDE.reset(token)
+
+
+def _quick_record(quick: Any, call: tuple[_Session, Any, Any], result: Any, duration: int) -> bool:
+    """Hand a one-row call's outputs to ``quick``: what the full path would record for it, read by
+    the same functions. False where it is not one row or not what the full path reads cleanly
+    (never raises): the caller then records the call through the full path."""
+    session, names, first = call
+    try:
+        if _rows(first) != 1:
+            return False
+        task = session.task
+        if task == "other":
+            quick.add(METHOD, duration, None, None)
+            return True
+        if task == "regression":
+            pos = session.value_pos if not names else _position(names, session.value)
+            if pos is None:
+                return False
+            values = result[pos]
+            value = values.item() if values.size == 1 else None
+            if type(value) is not float:
+                return False
+            quick.add(METHOD, duration, None, None, value)
+            return True
+        if names:
+            proba_pos, label_pos = _position(names, session.proba), _position(names, session.label)
+        else:
+            proba_pos, label_pos = session.proba_pos, session.label_pos
+        raw_labels = result[label_pos].ravel().tolist() if label_pos is not None else None
+        if raw_labels is not None and len(raw_labels) != 1:
+            return False
+        if proba_pos is None:
+            if raw_labels is None:
+                return False
+            quick.add(METHOD, duration, _label(session, raw_labels[0]), None)
+            return True
+        proba = result[proba_pos]
+        if session.zipmap:
+            if len(proba) != 1:
+                return False
+            predicted, confidence, score = _zipmap_row(session, proba[0], raw_labels)
+        else:
+            if proba.ndim != 2 or proba.shape[0] != 1:
+                return False
+            predicted, confidence, score = _proba_row(session, proba, raw_labels)
+        # Only clean scores: the full path counts an invalid one (NaN, out of [0, 1]).
+        if type(confidence) is not float or (score is not None and not 0.0 <= score <= 1.0):
+            return False
+        quick.add(METHOD, duration, predicted, confidence)
+        return True
+    except Exception:
+        return False  # not added: the full path records the call and counts what it cannot read
+
+
+def _record_late(call: tuple[_Session, Any, Any], t0: int, result: Any, exc: BaseException | None) -> None:
+    """Record a call that already ran, as the full path would have (no span: its parent is unsampled)."""
+    session, names, first = call
+    inference = session.monitor.inference(batch_size=_rows(first), method=METHOD)
+    inf = inference.__enter__()
+    inf.started_at(t0)
+    if exc is None:
+        if session.task != "other":
+            _record(inf, result, names, session)
+        inference.__exit__(None, None, None)
+    else:
+        inference.__exit__(type(exc), exc, exc.__traceback__)
 
 
 # What each session's calls need, kept as long as the session lives (calls.ObjectCache).
@@ -382,6 +454,30 @@ def _record_labels(inf: Any, raw: list[Any], session: _Session) -> None:
         inf.record(predictions=_labels(session, raw))
 
 
+def _proba_row(session: _Session, proba: Any, raw_labels: list[Any] | None) -> tuple[Any, Any, Any]:
+    """(class, confidence, score) of a one-row ``[1, C]`` probability tensor - the typical online
+    request: plain floats are cheaper than numpy here."""
+    labels = session.labels
+    row = proba[0].tolist()
+    if labels is not None and len(labels) != len(row):
+        labels = None
+    top = max(range(len(row)), key=row.__getitem__)
+    if raw_labels is not None and len(raw_labels) == 1:
+        predicted = _label(session, raw_labels[0])
+    else:
+        predicted = labels[top] if labels is not None else _label(session, top)
+    return predicted, row[top], row[1] if len(row) == 2 else None
+
+
+def _zipmap_row(session: _Session, row: Mapping[Any, Any], raw_labels: list[Any] | None) -> tuple[Any, Any, Any]:
+    """(class, confidence, score) of one ZipMap row ``{class: probability}``."""
+    top = max(row, key=row.__getitem__)
+    score = None
+    if len(row) == 2:
+        _, score = row.values()
+    return _label(session, raw_labels[0] if raw_labels is not None else top), row[top], score
+
+
 def _record_proba(inf: Any, proba: Any, raw_labels: list[Any] | None, session: _Session) -> None:
     """A float ``[N, C]`` probability tensor, and the label output when the call returned it."""
     if proba.ndim != 2 or proba.shape[0] == 0:
@@ -392,14 +488,8 @@ def _record_proba(inf: Any, proba: Any, raw_labels: list[Any] | None, session: _
     if raw_labels is not None and len(raw_labels) != proba.shape[0]:
         raw_labels = None
     if proba.shape[0] == 1:
-        # One row - the typical online request: plain floats are cheaper than numpy here.
-        row = proba[0].tolist()
-        top = max(range(len(row)), key=row.__getitem__)
-        if raw_labels is not None:
-            predicted = _label(session, raw_labels[0])
-        else:
-            predicted = labels[top] if labels is not None else _label(session, top)
-        inf.record(predictions=predicted, confidence=row[top], score=row[1] if len(row) == 2 else None)
+        predicted, confidence, score = _proba_row(session, proba, raw_labels)
+        inf.record(predictions=predicted, confidence=confidence, score=score)
         return
     import numpy as np
 
@@ -422,13 +512,8 @@ def _record_zipmap(inf: Any, rows: Any, raw_labels: list[Any] | None, session: _
     if raw_labels is not None and len(raw_labels) != n:
         raw_labels = None
     if n == 1:
-        row = rows[0]
-        top = max(row, key=row.__getitem__)
-        score = None
-        if len(row) == 2:
-            _, score = row.values()
-        inf.record(predictions=_label(session, raw_labels[0] if raw_labels is not None else top),
-                   confidence=row[top], score=score)
+        predicted, confidence, score = _zipmap_row(session, rows[0], raw_labels)
+        inf.record(predictions=predicted, confidence=confidence, score=score)
         return
     tops = [max(row, key=row.__getitem__) for row in rows]
     confidence = [row[top] for row, top in zip(rows, tops, strict=True)]

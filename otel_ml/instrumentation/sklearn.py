@@ -39,7 +39,6 @@ import os
 import threading
 import types
 from collections.abc import Callable, Collection
-from time import perf_counter_ns
 from typing import Any
 
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
@@ -48,7 +47,6 @@ from otel_ml._internal import env, selftelemetry
 from otel_ml._internal.auto import calls, origins
 from otel_ml._internal.auto.identity import pickle_hash
 from otel_ml._internal.auto.registry import MODELS, export_self_telemetry, mapped
-from otel_ml._internal.logs import CURRENT_MODEL, READERS
 
 _instruments = ("scikit-learn >= 1.3",)
 
@@ -154,24 +152,8 @@ def _serve(fn: Callable[..., Any], obj: Any, method: str, args: tuple[Any, ...],
             # No span to make (unsampled parent): a one-row result is one append to the model's
             # QuickLane; a batch, an error or an odd output is recorded afterwards through the
             # full path, timed from the same start.
-            # Logs written while the model runs carry its attributes, as on the full path.
-            model_token = CURRENT_MODEL.set(quick.model_attributes) if READERS.model_filter else None
-            t0 = perf_counter_ns()
-            try:
-                result = fn(obj, *args, **kwargs)
-            except BaseException as exc:
-                if model_token is not None:
-                    CURRENT_MODEL.reset(model_token)
-                    model_token = None
-                _record_late(model, method, args, kwargs, t0, None, exc)
-                raise
-            finally:
-                if model_token is not None:
-                    CURRENT_MODEL.reset(model_token)
-            duration = perf_counter_ns() - t0
-            if not _quick_record(quick, model, method, result, duration):
-                _record_late(model, method, args, kwargs, t0, result, None)
-            return result
+            return calls.quick_call(quick, fn, obj, args, kwargs, (model, method, args, kwargs),
+                                    _quick_record, _record_late)
         monitor = model.monitor
         x = args[0] if args else kwargs.get("X")
         if ids is None and monitor.drift_tracker is None:
@@ -190,9 +172,10 @@ def _serve(fn: Callable[..., Any], obj: Any, method: str, args: tuple[Any, ...],
         calls.INSIDE.reset(token)
 
 
-def _quick_record(quick: Any, model: _Model, method: str, result: Any, duration: int) -> bool:
+def _quick_record(quick: Any, call: tuple[_Model, str, Any, Any], result: Any, duration: int) -> bool:
     """Hand a one-row result to ``quick``; False where it is not one it takes (never raises): the
     caller then records the call through the full path."""
+    model, method = call[0], call[1]
     try:
         if type(result) is _ndarray and 0 < result.ndim < 3 and result.shape[0] == 1:
             task = model.task
@@ -220,9 +203,10 @@ def _quick_record(quick: Any, model: _Model, method: str, result: Any, duration:
     return False
 
 
-def _record_late(model: _Model, method: str, args: tuple[Any, ...], kwargs: dict[str, Any], t0: int,
-                 result: Any, exc: BaseException | None) -> None:
+def _record_late(call: tuple[_Model, str, tuple[Any, ...], dict[str, Any]], t0: int, result: Any,
+                 exc: BaseException | None) -> None:
     """Record a call that already ran, as the full path would have (no span: its parent is unsampled)."""
+    model, method, args, kwargs = call
     x = args[0] if args else kwargs.get("X")
     inference = model.monitor.inference(batch_size=_rows(x), method=method)
     inf = inference.__enter__()

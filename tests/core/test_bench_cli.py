@@ -73,3 +73,16 @@ def test_bench_load_bad_arguments_exit_2() -> None:
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 2
     assert "--requests must be at least 100" in out.stderr
+
+
+def test_bench_overhead_instrumented_reports_sklearn_and_onnx() -> None:
+    """--instrumented gives the documented scikit-learn keys (bare, one SDK span, sampled, unsampled) and
+    the same pipeline in onnxruntime (skl2onnx is a dev dependency, so the ONNX part runs here)."""
+    r = _bench("overhead", "--instrumented", "--calls", "200", "--rounds", "1")
+    for key in ("sklearn_bare_ns", "sklearn_one_sdk_span_ns", "sklearn_instrumented_sampled_ns",
+                "sklearn_instrumented_unsampled_ns", "onnx_bare_ns", "onnx_instrumented_sampled_ns",
+                "onnx_instrumented_unsampled_ns"):
+        assert isinstance(r[key], float) and r[key] > 0, key
+    for key in ("sklearn_sampled_vs_bare", "sklearn_unsampled_vs_bare", "onnx_sampled_vs_bare",
+                "onnx_unsampled_vs_bare"):
+        assert isinstance(r[key], float) and r[key] > 0.5, key

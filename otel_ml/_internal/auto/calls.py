@@ -10,14 +10,48 @@ from __future__ import annotations
 
 import functools
 import weakref
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
+from time import perf_counter_ns
 from typing import Any, Generic, TypeVar
+
+from otel_ml._internal.logs import CURRENT_MODEL, READERS
 
 INSIDE: ContextVar[bool] = ContextVar("otel_ml_inside_model_call", default=False)
 T = TypeVar("T")
 IDS: ContextVar[Sequence[Any] | None] = ContextVar("otel_ml_prediction_ids", default=None)
+
+
+def quick_call(quick: Any, fn: Callable[..., Any], obj: Any, args: tuple[Any, ...], kwargs: dict[str, Any],
+               call: Any, add: Callable[[Any, Any, Any, int], bool],
+               late: Callable[[Any, int, Any, BaseException | None], None]) -> Any:
+    """Run one outermost model call whose parent span is unsampled (``quick.open()`` said so).
+
+    A one-row result goes to the model's QuickLane as one append: ``add(quick, call, result,
+    duration_ns)`` returns False where it does not take the result, and an exception from the
+    model is re-raised as it came; both are then recorded through the full path by
+    ``late(call, t0, result, exc)``, timed from the same start. ``call`` is what those two need of
+    this call (the instrumentor's own tuple). While the model runs, logs carry its attributes where
+    a log filter reads them, as on the full path.
+    """
+    model_token = CURRENT_MODEL.set(quick.model_attributes) if READERS.model_filter else None
+    t0 = perf_counter_ns()
+    try:
+        result = fn(obj, *args, **kwargs)
+    except BaseException as exc:
+        if model_token is not None:
+            CURRENT_MODEL.reset(model_token)
+            model_token = None
+        late(call, t0, None, exc)
+        raise
+    finally:
+        if model_token is not None:
+            CURRENT_MODEL.reset(model_token)
+    duration = perf_counter_ns() - t0
+    if not add(quick, call, result, duration):
+        late(call, t0, result, None)
+    return result
 
 
 @contextmanager

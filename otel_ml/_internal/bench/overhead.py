@@ -205,7 +205,7 @@ def measure_instrumented(calls: int = 2000, rounds: int = 9) -> dict[str, Any]:
     tracer_provider.shutdown()
     meter_provider.shutdown()
     bare, span, sampled, unsampled = (statistics.median(samples[k]) for k in ("bare", "span", "sampled", "unsampled"))
-    return {
+    return {**_measure_onnx(model, row, calls, rounds),
         "sklearn_calls_per_round": calls,
         "sklearn_rounds": rounds,
         "sklearn_bare_ns": round(bare, 1),
@@ -217,6 +217,59 @@ def measure_instrumented(calls: int = 2000, rounds: int = 9) -> dict[str, Any]:
         "sklearn_one_sdk_span_vs_bare": round(span / bare, 4),
         "target_sampled_vs_bare_max": 1.10,
         "target_unsampled_vs_bare_max": 1.03,
+    }
+
+
+def _measure_onnx(model: Any, row: Any, calls: int, rounds: int) -> dict[str, Any]:
+    """The same pipeline exported to ONNX (skl2onnx, ZipMap output) and run by onnxruntime on one
+    row: bare vs under the onnxruntime instrumentor, sampled and not. Empty without onnxruntime or
+    skl2onnx (``pip install onnxruntime skl2onnx``)."""
+    try:
+        import onnxruntime as ort  # type: ignore[import-untyped]
+        from skl2onnx import to_onnx  # type: ignore[import-untyped]
+    except ImportError:
+        return {}
+    import numpy as np
+
+    from otel_ml.instrumentation.onnxruntime import OnnxRuntimeInstrumentor
+
+    data = to_onnx(model, np.asarray(row, dtype=np.float32)).SerializeToString()
+    feed = {"X": np.asarray(row, dtype=np.float32)}
+    bare_session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(BatchSpanProcessor(_DiscardingExporter(), max_queue_size=calls * 4))
+    meter_provider = MeterProvider(metric_readers=[InMemoryMetricReader()])
+    instrumentor = OnnxRuntimeInstrumentor()
+    unsampled_parent = trace.set_span_in_context(NonRecordingSpan(SpanContext(
+        trace_id=0x1234, span_id=0x5678, is_remote=True, trace_flags=TraceFlags(TraceFlags.DEFAULT))))
+    samples: dict[str, list[float]] = {"bare": [], "sampled": [], "unsampled": []}
+    for _ in range(rounds):
+        samples["bare"].append(_time_per_call(lambda: bare_session.run(None, feed), calls, 1))
+        instrumentor.instrument(tracer_provider=tracer_provider, meter_provider=meter_provider)
+        try:
+            session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+            session.run(None, feed)  # the first call creates the monitor
+
+            def call(session: Any = session) -> None:
+                session.run(None, feed)
+
+            samples["sampled"].append(_time_per_call(call, calls, 1, settle=tracer_provider.force_flush))
+            token = otel_context.attach(unsampled_parent)
+            try:
+                samples["unsampled"].append(_time_per_call(call, calls, 1))
+            finally:
+                otel_context.detach(token)
+        finally:
+            instrumentor.uninstrument()
+    tracer_provider.shutdown()
+    meter_provider.shutdown()
+    bare, sampled, unsampled = (statistics.median(samples[k]) for k in ("bare", "sampled", "unsampled"))
+    return {
+        "onnx_bare_ns": round(bare, 1),
+        "onnx_instrumented_sampled_ns": round(sampled, 1),
+        "onnx_instrumented_unsampled_ns": round(unsampled, 1),
+        "onnx_sampled_vs_bare": round(sampled / bare, 4),
+        "onnx_unsampled_vs_bare": round(unsampled / bare, 4),
     }
 
 
@@ -258,6 +311,16 @@ def _run_instrumented(args: argparse.Namespace) -> int:
           f"{result['sklearn_sampled_vs_bare']:.3f}x  (target <= 1.10x)")
     print(f"  zero-code instrumented, not sampled {result['sklearn_instrumented_unsampled_ns'] * us:8.2f} us   "
           f"{result['sklearn_unsampled_vs_bare']:.3f}x  (target <= 1.03x)")
+    if "onnx_bare_ns" not in result:
+        print("The same pipeline in onnxruntime: skipped (pip install onnxruntime skl2onnx)")
+        return 0
+    print("The same pipeline exported with skl2onnx, onnxruntime InferenceSession.run, one row (added time "
+          "beside the bare call)")
+    print(f"  bare                                {result['onnx_bare_ns'] * us:8.2f} us   1.000x")
+    for variant, label in (("sampled", "sampled    "), ("unsampled", "not sampled")):
+        ns = result[f"onnx_instrumented_{variant}_ns"]
+        print(f"  zero-code instrumented, {label} {ns * us:8.2f} us   {result[f'onnx_{variant}_vs_bare']:.3f}x  "
+              f"(+{(ns - result['onnx_bare_ns']) * us:.2f} us)")
     return 0
 
 
