@@ -126,6 +126,8 @@ class ModelMonitor:
             if isinstance(value, bool) or not isinstance(value, (int, float)) \
                     or not (value > 0 and value <= _MAX_SECONDS):  # ints past float range too (no OverflowError)
                 raise ValueError(f"{arg} must be a positive number of seconds, got {value!r}"[:200])
+        if quality_window_s < _MIN_WINDOW_S:  # split into sub-windows, a denormal one would divide by zero
+            raise ValueError(f"quality_window_s must be at least {_MIN_WINDOW_S} s, got {quality_window_s!r}")
         if quality_window_by not in ("label_time", "prediction_time"):
             raise ValueError(f"quality_window_by must be 'label_time' or 'prediction_time', got {quality_window_by!r}")
         if capture_content is not None and not isinstance(capture_content, bool):
@@ -411,6 +413,7 @@ def _positive_int(arg: str, value: object) -> None:
 
 
 _MAX_SECONDS = 1e12  # ~31 700 years: any window or TTL past it is a mistake (and inf/NaN fail too)
+_MIN_WINDOW_S = 1e-3  # a quality window under a millisecond is a mistake
 
 def _duration_bounds(duration_buckets: Iterable[float] | None) -> tuple[float, ...]:
     if duration_buckets is None:

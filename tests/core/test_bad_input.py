@@ -101,6 +101,7 @@ def test_invalid_confidence_is_counted(cap: TelemetryCapture) -> None:
     ({"name": "m", "clock": 5}, TypeError),
     ({"name": "m", "quality_window_by": "arrival"}, ValueError),
     ({"name": "m", "quality_window_s": 0}, ValueError),
+    ({"name": "m", "quality_window_s": 5e-324}, ValueError),  # the fuzz find: sub-windows of 0 s
     ({"name": "m", "outcome_ttl_s": float("inf")}, ValueError),
     ({"name": "m", "max_pending_outcomes": True}, ValueError),
     ({"name": "m", "capture_content": "yes"}, TypeError),

@@ -39,6 +39,7 @@ def test_given_thresholds_apply_to_the_status_method_only() -> None:
     ({"min_samples": True}, TypeError, r"DriftPolicy.min_samples"),
     ({"sample_size": 5}, ValueError, r"DriftPolicy.sample_size must be an int >= 10, got 5"),
     ({"window_s": 0}, ValueError, r"DriftPolicy.window_s must be a positive number"),
+    ({"window_s": 5e-324}, ValueError, r"DriftPolicy.window_s must be at least"),
     ({"window_s": math.inf}, ValueError, r"DriftPolicy.window_s"),
     ({"window_s": "300"}, TypeError, r"DriftPolicy.window_s must be a number"),
     ({"methods": "psi"}, TypeError, r"DriftPolicy.methods must be a tuple"),

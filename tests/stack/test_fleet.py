@@ -257,6 +257,11 @@ def test_secured_fleet_authenticates_every_hop(backends: Backends, tmp_path: Pat
         assert "Unauthenticated" in agents["wrong"].output() or "unauthenticated" in agents["wrong"].output()
         accepted = _accepted_spans(SECURE_GATEWAY)
         assert accepted == 10, accepted  # the right agent's 10 spans; the wrong one's never got in
+        # The refusal is permanent: the wrong agent gave its 10 spans up and counted them, where an
+        # operator's alert on otelcol_exporter_send_failed_* sees them.
+        failed = sum(float(v) for v in re.findall(r"^otelcol_exporter_send_failed_spans\S*\{[^}]*\} (\S+)$",
+                                                  scrape(f"http://{SECURE_AGENTS['wrong']}:8888/metrics"), re.M))
+        assert failed == 10, failed
     finally:
         for provider in providers.values():
             provider.shutdown()

@@ -140,6 +140,8 @@ class DriftPolicy:
             raise TypeError(f"DriftPolicy.window_s must be a number of seconds, got {type(self.window_s).__name__}")
         if not (self.window_s > 0 and math.isfinite(self.window_s)):
             raise ValueError(f"DriftPolicy.window_s must be a positive number of seconds, got {self.window_s!r}")
+        if self.window_s < 1e-3:  # split into sub-windows, a denormal one would divide by zero
+            raise ValueError(f"DriftPolicy.window_s must be at least 0.001 s, got {self.window_s!r}")
 
     def thresholds(self, method: str | None = None) -> tuple[float, float]:
         """(warning, drift) thresholds of ``method`` (default: the status method), before the floor.
