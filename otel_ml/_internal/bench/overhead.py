@@ -152,6 +152,42 @@ def measure(calls: int = 20_000, rounds: int = 7) -> dict[str, Any]:
     }
 
 
+def _interleaved(instrumentor: Any, bare: Callable[[], None], instrumented: Callable[[], Callable[[], None]],
+                 calls: int, rounds: int, one_span: Callable[[trace.Tracer], Callable[[], None]] | None = None
+                 ) -> dict[str, float]:
+    """Median CPU ns per call of ``bare``, of ``one_span(tracer)`` (if given), and of the call
+    ``instrumented()`` returns under ``instrumentor``, sampled and under an unsampled parent.
+
+    Rounds interleave the variants (measure bare, instrument, measure, uninstrument ...), so a
+    machine that speeds up or slows down mid-run moves them all alike."""
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(BatchSpanProcessor(_DiscardingExporter(), max_queue_size=calls * 4))
+    meter_provider = MeterProvider(metric_readers=[InMemoryMetricReader()])
+    unsampled_parent = trace.set_span_in_context(NonRecordingSpan(SpanContext(
+        trace_id=0x1234, span_id=0x5678, is_remote=True, trace_flags=TraceFlags(TraceFlags.DEFAULT))))
+    traced = one_span(tracer_provider.get_tracer("naive")) if one_span is not None else None
+    samples: dict[str, list[float]] = {"bare": [], "sampled": [], "unsampled": [], **({"span": []} if traced else {})}
+    for _ in range(rounds):
+        samples["bare"].append(_time_per_call(bare, calls, 1))
+        if traced is not None:
+            samples["span"].append(_time_per_call(traced, calls, 1, settle=tracer_provider.force_flush))
+        instrumentor.instrument(tracer_provider=tracer_provider, meter_provider=meter_provider)
+        try:
+            call = instrumented()
+            call()  # the model's first call creates its monitor: not part of the steady state
+            samples["sampled"].append(_time_per_call(call, calls, 1, settle=tracer_provider.force_flush))
+            token = otel_context.attach(unsampled_parent)
+            try:
+                samples["unsampled"].append(_time_per_call(call, calls, 1))
+            finally:
+                otel_context.detach(token)
+        finally:
+            instrumentor.uninstrument()
+    tracer_provider.shutdown()
+    meter_provider.shutdown()
+    return {k: statistics.median(v) for k, v in samples.items()}
+
+
 def measure_instrumented(calls: int = 2000, rounds: int = 9) -> dict[str, Any]:
     """A real scikit-learn Pipeline(StandardScaler, LogisticRegression).predict_proba on one row:
     bare, and under otel_ml's zero-code instrumentor with the trace sampled and not sampled.
@@ -170,41 +206,19 @@ def measure_instrumented(calls: int = 2000, rounds: int = 9) -> dict[str, Any]:
     x, y = load_iris(return_X_y=True)
     model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)).fit(x, y)
     row = np.asarray(x[:1])
-    tracer_provider = TracerProvider()
-    tracer_provider.add_span_processor(BatchSpanProcessor(_DiscardingExporter(), max_queue_size=calls * 4))
-    meter_provider = MeterProvider(metric_readers=[InMemoryMetricReader()])
-    instrumentor = SklearnInstrumentor()
-    unsampled_parent = trace.set_span_in_context(NonRecordingSpan(SpanContext(
-        trace_id=0x1234, span_id=0x5678, is_remote=True, trace_flags=TraceFlags(TraceFlags.DEFAULT))))
 
     def call() -> None:
         model.predict_proba(row)
 
-    tracer = tracer_provider.get_tracer("naive")
+    def one_span(tracer: trace.Tracer) -> Callable[[], None]:
+        def traced() -> None:
+            # What one hand-written span per call costs - the floor of any instrumentation that traces.
+            with tracer.start_as_current_span("predict_proba"):
+                model.predict_proba(row)
+        return traced
 
-    def one_span() -> None:
-        # What one hand-written span per call costs - the floor of any instrumentation that traces.
-        with tracer.start_as_current_span("predict_proba"):
-            model.predict_proba(row)
-
-    samples: dict[str, list[float]] = {"bare": [], "span": [], "sampled": [], "unsampled": []}
-    for _ in range(rounds):
-        samples["bare"].append(_time_per_call(call, calls, 1))
-        samples["span"].append(_time_per_call(one_span, calls, 1, settle=tracer_provider.force_flush))
-        instrumentor.instrument(tracer_provider=tracer_provider, meter_provider=meter_provider)
-        try:
-            call()  # the model's first call creates its monitor: not part of the steady state
-            samples["sampled"].append(_time_per_call(call, calls, 1, settle=tracer_provider.force_flush))
-            token = otel_context.attach(unsampled_parent)
-            try:
-                samples["unsampled"].append(_time_per_call(call, calls, 1))
-            finally:
-                otel_context.detach(token)
-        finally:
-            instrumentor.uninstrument()
-    tracer_provider.shutdown()
-    meter_provider.shutdown()
-    bare, span, sampled, unsampled = (statistics.median(samples[k]) for k in ("bare", "span", "sampled", "unsampled"))
+    medians = _interleaved(SklearnInstrumentor(), call, lambda: call, calls, rounds, one_span)
+    bare, span, sampled, unsampled = (medians[k] for k in ("bare", "span", "sampled", "unsampled"))
     return {**_measure_onnx(model, row, calls, rounds),
         "sklearn_calls_per_round": calls,
         "sklearn_rounds": rounds,
@@ -236,34 +250,14 @@ def _measure_onnx(model: Any, row: Any, calls: int, rounds: int) -> dict[str, An
     data = to_onnx(model, np.asarray(row, dtype=np.float32)).SerializeToString()
     feed = {"X": np.asarray(row, dtype=np.float32)}
     bare_session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
-    tracer_provider = TracerProvider()
-    tracer_provider.add_span_processor(BatchSpanProcessor(_DiscardingExporter(), max_queue_size=calls * 4))
-    meter_provider = MeterProvider(metric_readers=[InMemoryMetricReader()])
-    instrumentor = OnnxRuntimeInstrumentor()
-    unsampled_parent = trace.set_span_in_context(NonRecordingSpan(SpanContext(
-        trace_id=0x1234, span_id=0x5678, is_remote=True, trace_flags=TraceFlags(TraceFlags.DEFAULT))))
-    samples: dict[str, list[float]] = {"bare": [], "sampled": [], "unsampled": []}
-    for _ in range(rounds):
-        samples["bare"].append(_time_per_call(lambda: bare_session.run(None, feed), calls, 1))
-        instrumentor.instrument(tracer_provider=tracer_provider, meter_provider=meter_provider)
-        try:
-            session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
-            session.run(None, feed)  # the first call creates the monitor
 
-            def call(session: Any = session) -> None:
-                session.run(None, feed)
+    def instrumented() -> Callable[[], None]:
+        session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])  # made while instrumented
+        return lambda: session.run(None, feed)
 
-            samples["sampled"].append(_time_per_call(call, calls, 1, settle=tracer_provider.force_flush))
-            token = otel_context.attach(unsampled_parent)
-            try:
-                samples["unsampled"].append(_time_per_call(call, calls, 1))
-            finally:
-                otel_context.detach(token)
-        finally:
-            instrumentor.uninstrument()
-    tracer_provider.shutdown()
-    meter_provider.shutdown()
-    bare, sampled, unsampled = (statistics.median(samples[k]) for k in ("bare", "sampled", "unsampled"))
+    medians = _interleaved(OnnxRuntimeInstrumentor(), lambda: bare_session.run(None, feed), instrumented, calls,
+                           rounds)
+    bare, sampled, unsampled = (medians[k] for k in ("bare", "sampled", "unsampled"))
     return {
         "onnx_bare_ns": round(bare, 1),
         "onnx_instrumented_sampled_ns": round(sampled, 1),
