@@ -102,3 +102,10 @@ def make_certs(d: Path, hosts: Iterable[str]) -> tuple[Path, Path, Path]:
     _openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
              "-out", "server.pem", "-days", "1", "-extfile", "ext.cnf", cwd=d)
     return d / "ca.pem", d / "server.pem", d / "server.key"
+
+
+def secret_file(path: Path, value: str) -> Path:
+    """``value`` (a token) in a file only its owner may read, as a mounted Secret would be."""
+    path.write_text(f"{value}\n")
+    path.chmod(0o600)
+    return path

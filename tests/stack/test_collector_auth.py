@@ -19,7 +19,7 @@ import pytest
 
 import otel_ml
 from tests.stack.backends import poll
-from tests.stack.collectors import BINARY, REPO, Collector, make_certs, scrape
+from tests.stack.collectors import BINARY, REPO, Collector, make_certs, scrape, secret_file
 
 pytestmark = [
     pytest.mark.e2e,
@@ -42,9 +42,7 @@ def secure(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Secure]:
     d = tmp_path_factory.mktemp("secure-collector")
     ca, cert, key = make_certs(d, [HOST])
     token = secrets.token_urlsafe(24)
-    token_file = d / "token"
-    token_file.write_text(f"{token}\n")
-    token_file.chmod(0o600)
+    token_file = secret_file(d / "token", token)
     env = {
         "OTEL_ML_COLLECTOR_HOST": HOST,
         "OTEL_ML_TLS_CERT_FILE": str(cert),

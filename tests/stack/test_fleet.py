@@ -39,7 +39,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.trace import Status, StatusCode
 
 from tests.stack.backends import Backends, get_json, poll
-from tests.stack.collectors import BINARY, REPO, Collector, make_certs, scrape
+from tests.stack.collectors import BINARY, REPO, Collector, make_certs, scrape, secret_file
 
 pytestmark = [
     pytest.mark.e2e,
@@ -196,12 +196,6 @@ SECURE_AGENTS = {"right": "127.0.0.45", "wrong": "127.0.0.46"}
 SECURE_GATEWAY = "127.0.0.47"
 
 
-def _secret_file(path: Path, value: str) -> Path:
-    path.write_text(f"{value}\n")
-    path.chmod(0o600)
-    return path
-
-
 def test_secured_fleet_authenticates_every_hop(backends: Backends, tmp_path: Path) -> None:
     ca, cert, key = make_certs(tmp_path, [SECURE_GATEWAY, *SECURE_AGENTS.values()])
     tls = {"OTEL_ML_TLS_CERT_FILE": str(cert), "OTEL_ML_TLS_KEY_FILE": str(key), "OTEL_ML_AUTH_TOKEN": ""}
@@ -210,15 +204,15 @@ def test_secured_fleet_authenticates_every_hop(backends: Backends, tmp_path: Pat
         [REPO / "collector/config.yaml", REPO / "collector/gateway.yaml", REPO / "collector/secure.yaml"],
         {**tls, "OTEL_ML_COLLECTOR_HOST": SECURE_GATEWAY, "OTEL_ML_TRACE_SAMPLE_PERCENT": "100",
          "OTEL_ML_TAIL_DECISION_WAIT": "2s", "OTEL_ML_LOKI_OTLP_ENDPOINT": f"http://{SECURE_GATEWAY}:3100/otlp",
-         "OTEL_ML_AUTH_TOKEN_FILE": str(_secret_file(tmp_path / "gateway-accepts", gateway_token))},
+         "OTEL_ML_AUTH_TOKEN_FILE": str(secret_file(tmp_path / "gateway-accepts", gateway_token))},
         tmp_path / "gateway.log", f"http://{SECURE_GATEWAY}:13133/")
     agents = {
         name: Collector(
             [REPO / "collector/agent.yaml", REPO / "collector/secure.yaml", REPO / "collector/agent-secure.yaml"],
             {**tls, "OTEL_ML_COLLECTOR_HOST": host, "OTEL_ML_GATEWAY_ENDPOINTS": f"[{SECURE_GATEWAY}:4317]",
              "OTEL_ML_GATEWAY_CA_FILE": str(ca), "OTEL_ML_AGENT_QUEUE_DIR": str(tmp_path / f"queue-{name}"),
-             "OTEL_ML_AUTH_TOKEN_FILE": str(_secret_file(tmp_path / f"agent-{name}-accepts", service_token)),
-             "OTEL_ML_GATEWAY_TOKEN_FILE": str(_secret_file(
+             "OTEL_ML_AUTH_TOKEN_FILE": str(secret_file(tmp_path / f"agent-{name}-accepts", service_token)),
+             "OTEL_ML_GATEWAY_TOKEN_FILE": str(secret_file(
                  tmp_path / f"agent-{name}-sends", gateway_token if name == "right" else "not-" + gateway_token))},
             tmp_path / f"agent-{name}.log", f"http://{host}:13133/")
         for name, host in SECURE_AGENTS.items()

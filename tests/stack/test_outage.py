@@ -104,8 +104,9 @@ def _collector(log: Path, host: str = HOST, **extra: str) -> Collector:
     return Collector([REPO / "collector/config.yaml"], env, log, f"http://{host}:13133/").start()
 
 
-def _inference_count(service: str) -> float:
-    text = scrape(f"http://{HOST}:8889/metrics")
+def _inference_count(service: str, host: str = HOST) -> float:
+    """The service's inference count on the collector at ``host`` (its Prometheus endpoint), -1 while down."""
+    text = scrape(f"http://{host}:8889/metrics")
     if not text:
         return -1.0
     total = 0.0
@@ -464,14 +465,6 @@ def _agent(name: str, d: Path) -> Collector:
     return Collector(configs, env, d / f"agent-{name}.log", f"http://{host}:13133/").start()
 
 
-def _gateway_inferences(service: str) -> float:
-    text = scrape(f"http://{GATEWAY_HOST}:8889/metrics")
-    if not text:
-        return -1.0
-    return sum(float(line.rsplit("}", 1)[1].split()[0]) for line in text.splitlines()
-               if line.startswith("ml_inference_duration_seconds_count{") and f'service_name="{service}"' in line)
-
-
 def test_a_local_agent_with_a_persistent_queue_carries_an_outage_across_its_own_restart(
         backends: Backends, tmp_path: Path) -> None:
     if not BINARY.exists():
@@ -519,7 +512,7 @@ def test_a_local_agent_with_a_persistent_queue_carries_an_outage_across_its_own_
             figures[name] = {
                 "made": made,
                 "failed": result["failed"],
-                "metrics": _settle_count(lambda s=service: _gateway_inferences(s), made),  # type: ignore[misc]
+                "metrics": _settle_count(lambda s=service: _inference_count(s, GATEWAY_HOST), made),  # type: ignore[misc]
                 "traces": len(traces),
                 "logs": len(lines),
                 "sdk_dropped": result["dropped"],
