@@ -284,17 +284,9 @@ def _quick_record(quick: Any, call: tuple[_Session, Any, Any], result: Any, dura
 
 
 def _record_late(call: tuple[_Session, Any, Any], t0: int, result: Any, exc: BaseException | None) -> None:
-    """Record a call that already ran, as the full path would have (no span: its parent is unsampled)."""
     session, names, first = call
-    inference = session.monitor.inference(batch_size=_rows(first), method=METHOD)
-    inf = inference.__enter__()
-    inf.started_at(t0)
-    if exc is None:
-        if session.task != "other":
-            _record(inf, result, names, session)
-        inference.__exit__(None, None, None)
-    else:
-        inference.__exit__(type(exc), exc, exc.__traceback__)
+    calls.record_late(session.monitor, _rows(first), METHOD, t0, result, exc,
+                      None if session.task == "other" else lambda inf, out: _record(inf, out, names, session))
 
 
 # What each session's calls need, kept as long as the session lives (calls.ObjectCache).

@@ -205,17 +205,9 @@ def _quick_record(quick: Any, call: tuple[_Model, str, Any, Any], result: Any, d
 
 def _record_late(call: tuple[_Model, str, tuple[Any, ...], dict[str, Any]], t0: int, result: Any,
                  exc: BaseException | None) -> None:
-    """Record a call that already ran, as the full path would have (no span: its parent is unsampled)."""
     model, method, args, kwargs = call
-    x = args[0] if args else kwargs.get("X")
-    inference = model.monitor.inference(batch_size=_rows(x), method=method)
-    inf = inference.__enter__()
-    inf.started_at(t0)
-    if exc is None:
-        _record(inf, method, result, model)
-        inference.__exit__(None, None, None)
-    else:
-        inference.__exit__(type(exc), exc, exc.__traceback__)
+    calls.record_late(model.monitor, _rows(args[0] if args else kwargs.get("X")), method, t0, result, exc,
+                      lambda inf, out: _record(inf, method, out, model))
 
 
 # What each model's calls need, kept as long as the model lives (calls.ObjectCache).

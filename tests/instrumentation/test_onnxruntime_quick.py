@@ -6,25 +6,20 @@ be the same, for every output layout, output selections, batches, NaN rows and e
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 import onnxruntime as ort
 import pytest
-from opentelemetry import context as otel_context
-from opentelemetry import trace
-from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 from skl2onnx import to_onnx
 from sklearn.datasets import load_breast_cancer, load_diabetes, load_iris
 from sklearn.linear_model import LinearRegression, LogisticRegression
 
-import otel_ml.auto
-from otel_ml._internal import selftelemetry
 from otel_ml.instrumentation.onnxruntime import OnnxRuntimeInstrumentor
 from otel_ml.testing import TelemetryCapture
 from tests.instrumentation.capture import instrumented
+from tests.instrumentation.lanes import lane, same_either_way, unsampled_parent
 
 CPU = ["CPUExecutionProvider"]
 
@@ -33,94 +28,6 @@ CPU = ["CPUExecutionProvider"]
 def cap(monkeypatch: pytest.MonkeyPatch) -> Iterator[TelemetryCapture]:
     with instrumented(monkeypatch, OnnxRuntimeInstrumentor()) as capture:
         yield capture
-
-
-@contextmanager
-def unsampled_parent() -> Iterator[None]:
-    parent = trace.set_span_in_context(NonRecordingSpan(SpanContext(
-        trace_id=0x52, span_id=0x78, is_remote=True, trace_flags=TraceFlags(TraceFlags.DEFAULT))))
-    token = otel_context.attach(parent)
-    try:
-        yield
-    finally:
-        otel_context.detach(token)
-
-
-def _series(cap: TelemetryCapture) -> dict[tuple[str, frozenset[tuple[str, Any]]], tuple[Any, ...]]:
-    """Every point of every otel_ml metric, as the additive figures two passes can be compared by
-    (duration: only the count - time differs; min/max are not additive)."""
-    out: dict[tuple[str, frozenset[tuple[str, Any]]], tuple[Any, ...]] = {}
-    for p in cap.metrics():
-        if not p.name.startswith("ml."):
-            continue
-        key = (p.name, frozenset(p.attributes.items()))
-        point = p.point
-        if hasattr(point, "bucket_counts"):
-            figures: tuple[Any, ...] = (point.count,) if p.name == "ml.inference.duration" else (
-                point.count, round(point.sum, 9), tuple(point.bucket_counts))
-        else:
-            figures = (point.value,)
-        out[key] = figures
-    return out
-
-
-def _sub(a: Any, b: Any) -> Any:
-    return tuple(x - y for x, y in zip(a, b, strict=True)) if isinstance(a, tuple) else a - b
-
-
-def _delta(after: dict[Any, tuple[Any, ...]], before: dict[Any, tuple[Any, ...]]) -> dict[Any, tuple[Any, ...]]:
-    """What happened to each series between two snapshots (series that did not change left out)."""
-    delta = {}
-    for key, figures in after.items():
-        old = before.get(key)
-        diff = figures if old is None else tuple(_sub(a, b) for a, b in zip(figures, old, strict=True))
-        if any(any(d) if isinstance(d, tuple) else d for d in diff):
-            delta[key] = diff
-    return delta
-
-
-def _approx(delta: dict[Any, tuple[Any, ...]]) -> dict[Any, Any]:
-    """Sums compared to 1e-9: the lane adds a batch of values where the full path adds them one by one."""
-    return {k: tuple(pytest.approx(v, rel=1e-9, abs=1e-9) if isinstance(v, float) else v for v in figures)
-            for k, figures in delta.items()}
-
-
-def _dropped(cap: TelemetryCapture) -> dict[tuple[str, str], int]:
-    """Drop counts by (reason, signal): the capture's registry (its monitors') and the default one."""
-    counts = dict(cap.selftelemetry.snapshot())
-    for key, n in selftelemetry.DEFAULT.snapshot().items():
-        counts[key] = counts.get(key, 0) + n
-    return counts
-
-
-def _same_either_way(cap: TelemetryCapture, calls: Callable[[], None]) -> dict[Any, tuple[Any, ...]]:
-    """Run ``calls`` sampled, then unsampled: the two passes add the same figures (and the same
-    dropped counts); the unsampled pass makes no span. Returns what one pass adds."""
-    s0, d0 = _series(cap), _dropped(cap)
-    spans_before = len(cap.spans())
-    calls()
-    s1, d1 = _series(cap), _dropped(cap)
-    assert len(cap.spans()) > spans_before
-    spans_sampled = len(cap.spans())
-    with unsampled_parent():
-        calls()
-    s2, d2 = _series(cap), _dropped(cap)
-    assert len(cap.spans()) == spans_sampled  # the lane makes no span
-    sampled, unsampled = _delta(s1, s0), _delta(s2, s1)
-    assert sampled, "the sampled pass recorded nothing"
-    assert unsampled == _approx(sampled)
-    dropped_sampled = {k: d1.get(k, 0) - d0.get(k, 0) for k in d1 if d1.get(k, 0) != d0.get(k, 0)}
-    dropped_unsampled = {k: d2.get(k, 0) - d1.get(k, 0) for k in d2 if d2.get(k, 0) != d1.get(k, 0)}
-    assert dropped_unsampled == dropped_sampled
-    return sampled
-
-
-def _lane_pending(session: Any) -> int:
-    monitor = otel_ml.auto.monitor_of(session)
-    assert monitor is not None
-    lane = monitor.quick_lane()
-    assert lane is not None
-    return len(lane.pending)
 
 
 @pytest.fixture(scope="module")
@@ -150,14 +57,14 @@ def test_classifier_rows_batches_and_selected_outputs_count_the_same(cap: Teleme
         session.run([proba, label], {"X": x[140:141]})         # reordered
         session.run(None, {"X": nan_row})                      # NaN probabilities: counted, not recorded
 
-    added = _same_either_way(cap, calls)
+    added = same_either_way(cap, calls)
     classes = {dict(k[1])["ml.prediction.class"]: v[0] for k, v in added.items() if k[0] == "ml.predictions"}
     assert sum(classes.values()) == 50 + 7 + 4 and set(classes) <= {"0", "1", "2"} and len(classes) >= 2
     (batch,) = [v for k, v in added.items() if k[0] == "ml.inference.batch.size"]
     assert batch[:2] == (55, 61)  # 55 calls, 61 rows
     with unsampled_parent():
         session.run(None, {"X": x[:1]})
-    assert _lane_pending(session) == 1  # the lane really took it (folded by the next collection)
+    assert len(lane(session).pending) == 1  # the lane really took it (folded by the next collection)
 
 
 def test_regressor_and_other_outputs_count_the_same(cap: TelemetryCapture) -> None:
@@ -183,7 +90,7 @@ def test_regressor_and_other_outputs_count_the_same(cap: TelemetryCapture) -> No
         regressor.run(None, {"X": nan_row})  # a NaN prediction: counted as invalid either way
         other.run(None, {"X": np.ones((4, 3), dtype=np.float32)})
 
-    added = _same_either_way(cap, calls)
+    added = same_either_way(cap, calls)
     (value,) = [v for k, v in added.items() if k[0] == "ml.prediction.value"]
     assert value[0] == 50
     assert value[1] == pytest.approx(float(regressor.run(None, {"X": xd[:40]})[0].sum(dtype=np.float64)
@@ -205,7 +112,7 @@ def test_errors_reach_the_caller_and_count_the_same(cap: TelemetryCapture, iris:
                 raised.append(type(exc))
         session.run(None, {"X": x[5:6]})
 
-    added = _same_either_way(cap, calls)
+    added = same_either_way(cap, calls)
     assert len(raised) == 6 and raised[:3] == raised[3:]
     errors = [v[0] for k, v in added.items() if k[0] == "ml.inference.duration" and "error.type" in dict(k[1])]
     assert sum(errors) == 3

@@ -7,7 +7,6 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -29,32 +28,13 @@ from otel_ml._internal.logs import READERS
 from otel_ml.instrumentation.sklearn import SklearnInstrumentor
 from otel_ml.testing import TelemetryCapture
 from tests.instrumentation.capture import instrumented
+from tests.instrumentation.lanes import lane, unsampled_parent
 
 
 @pytest.fixture
 def cap(monkeypatch: pytest.MonkeyPatch) -> Iterator[TelemetryCapture]:
     with instrumented(monkeypatch, SklearnInstrumentor()) as capture:
         yield capture
-
-
-@contextmanager
-def unsampled_parent(trace_id: int = 0x51) -> Iterator[None]:
-    """What an HTTP server span looks like when upstream did not sample the trace."""
-    parent = trace.set_span_in_context(NonRecordingSpan(SpanContext(
-        trace_id=trace_id, span_id=0x77, is_remote=True, trace_flags=TraceFlags(TraceFlags.DEFAULT))))
-    token = otel_context.attach(parent)
-    try:
-        yield
-    finally:
-        otel_context.detach(token)
-
-
-def _lane(model: Any) -> Any:
-    monitor = otel_ml.auto.monitor_of(model)
-    assert monitor is not None
-    lane = monitor.quick_lane()
-    assert lane is not None
-    return lane
 
 
 def _expect_proba(cap: TelemetryCapture, name: str, probas: list[np.ndarray], classes: list[str]) -> None:
@@ -93,10 +73,10 @@ def test_two_models_unsampled_count_exactly_what_they_returned(cap: TelemetryCap
             got_lr.append(lr.predict_proba(x[i:i + 1]))
             got_nb.append(nb.predict_proba(xi[i % 150:i % 150 + 1]))
     assert cap.spans() == []
-    assert len(_lane(lr).pending) == 300 and len(_lane(nb).pending) == 300  # folded when a reader collects
+    assert len(lane(lr).pending) == 300 and len(lane(nb).pending) == 300  # folded when a reader collects
     _expect_proba(cap, "LogisticRegression", got_lr, ["0", "1"])
     _expect_proba(cap, "GaussianNB", got_nb, ["0", "1", "2"])
-    assert len(_lane(lr).pending) == 0 and len(_lane(nb).pending) == 0  # the collection folded them
+    assert len(lane(lr).pending) == 0 and len(lane(nb).pending) == 0  # the collection folded them
 
     # Sampled calls of the same model still make spans, with exemplars, into the same series.
     for i in range(300, 350):
@@ -114,11 +94,11 @@ def test_pending_calls_stay_bounded_without_a_reader(cap: TelemetryCapture) -> N
     model = LogisticRegression(max_iter=500).fit(x, y)
     with unsampled_parent():
         model.predict_proba(x[:1])
-        lane = _lane(model)
+        quick = lane(model)
         for i in range(2499):
             model.predict_proba(x[i % 150:i % 150 + 1])
-            assert len(lane.pending) < QUICK_FOLD_AT
-    assert len(lane.pending) == 2500 % QUICK_FOLD_AT
+            assert len(quick.pending) < QUICK_FOLD_AT
+    assert len(quick.pending) == 2500 % QUICK_FOLD_AT
     assert cap.histogram("ml.inference.duration", **{"ml.model.name": "LogisticRegression"}).count == 2500
 
 
@@ -196,7 +176,7 @@ def test_nan_probabilities_count_the_same_on_both_paths(cap: TelemetryCapture) -
             sampled.predict_proba(x)
         for _ in range(4):
             three.predict_proba(x)
-        assert len(_lane(three).pending) == 4 and len(_lane(sampled).pending) == 0
+        assert len(lane(three).pending) == 4 and len(lane(sampled).pending) == 0
     assert cap.counter("ml.predictions", **{"ml.prediction.class": "0"}) == counted + 5 + 4 == 14
     assert cap.dropped("invalid_confidence") == 5 + 5 + 4
     assert cap.dropped("invalid_score") == 5 + 5
@@ -243,25 +223,25 @@ def test_threads_and_collections_lose_nothing(cap: TelemetryCapture) -> None:
 
 def test_lane_stays_shut_where_a_call_needs_the_full_path(cap: TelemetryCapture,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    """Sampled or root parent, an energy meter, prediction ids: not the lane."""
+    """Sampled or root parent, an energy meter, prediction ids: not the quick."""
     x, y = load_iris(return_X_y=True)
     model = LogisticRegression(max_iter=500).fit(x, y)
     model.predict_proba(x[:1])
-    lane = _lane(model)
-    assert not lane.open()  # no parent: the root span is sampled
+    quick = lane(model)
+    assert not quick.open()  # no parent: the root span is sampled
     with unsampled_parent():
-        assert lane.open()
+        assert quick.open()
         monkeypatch.setattr(energy.CURRENT, "meter", object())
-        assert not lane.open()
+        assert not quick.open()
         monkeypatch.setattr(energy.CURRENT, "meter", None)
         with otel_ml.auto.prediction_ids(["a"]):
             model.predict_proba(x[:1])
-        assert len(lane.pending) == 0  # joined to an id: recorded through the full path
+        assert len(quick.pending) == 0  # joined to an id: recorded through the full path
     sampled = trace.set_span_in_context(NonRecordingSpan(SpanContext(
         trace_id=0x9, span_id=0x8, is_remote=True, trace_flags=TraceFlags(TraceFlags.SAMPLED))))
     token = otel_context.attach(sampled)
     try:
-        assert not lane.open()
+        assert not quick.open()
     finally:
         otel_context.detach(token)
 
@@ -286,7 +266,7 @@ def test_logs_inside_an_unsampled_call_carry_the_model(cap: TelemetryCapture) ->
     assert READERS.model_filter
     with unsampled_parent(0xABC):
         model.predict_proba(np.zeros((1, 2)))
-        assert len(_lane(model).pending) == 1  # it went the lane
+        assert len(lane(model).pending) == 1  # it went the lane
         log.info("after the call")
     (inside,) = [r.log_record for r in cap.logs() if r.log_record.body == "scoring 1 rows"]
     (after,) = [r.log_record for r in cap.logs() if r.log_record.body == "after the call"]

@@ -54,6 +54,22 @@ def quick_call(quick: Any, fn: Callable[..., Any], obj: Any, args: tuple[Any, ..
     return result
 
 
+def record_late(monitor: Any, batch_size: int | None, method: str, t0: int, result: Any,
+                exc: BaseException | None, record: Callable[[Any, Any], None] | None) -> None:
+    """Record a call that already ran (from ``t0``, ``perf_counter_ns``) as the full path would
+    have: ``record(inference, result)`` reads its output, ``exc`` is what it raised. No span is
+    made: this is for calls :func:`quick_call` ran under an unsampled parent."""
+    inference = monitor.inference(batch_size=batch_size, method=method)
+    inf = inference.__enter__()
+    inf.started_at(t0)
+    if exc is None:
+        if record is not None:
+            record(inf, result)
+        inference.__exit__(None, None, None)
+    else:
+        inference.__exit__(type(exc), exc, exc.__traceback__)
+
+
 @contextmanager
 def prediction_ids(ids: Sequence[Any] | Any) -> Iterator[None]:
     """Join the instrumented calls in this block to ``ids`` (one per row; a single id for one row)."""
