@@ -29,7 +29,10 @@ The submodules a module calls run inside it and are not counted again; neither i
 inside another instrumented model call (a scikit-learn estimator, an ONNX session, a transformers
 pipeline or ``generate``). Recorded per inference: latency with exemplars, ``error.type``, the
 batch size (the first dimension of the first tensor argument, positional then keyword; the
-length of a list of tensors), a span under the current span.
+length of a list of tensors), a span under the current span. Under an unsampled parent (parent-based
+sampling, the production default) no span is made, and a one-row call is one append to the
+model's QuickLane, folded into the same series when a reader collects; batches, errors and outputs
+it does not take are recorded through the full path, timed from the same start.
 
 **Outputs.** A module's output is only read when the model's classes are configured
 (``OTEL_ML_CLASS_NAMES=0=setosa,1=versicolor,2=virginica`` or ``classes:`` in the mapping file,
@@ -139,9 +142,16 @@ def _serve(fn: Callable[..., Any], obj: Any, args: tuple[Any, ...], kwargs: dict
         model = _model(obj)
         if model is None:
             return fn(obj, *args, **kwargs)
+        ids = calls.IDS.get()
+        quick = model.quick
+        if ids is None and quick is not None and quick.open():
+            # No span to make (unsampled parent): a one-row call is one append to the model's
+            # QuickLane; a batch, an error or an output it cannot take is recorded afterwards
+            # through the full path, timed from the same start.
+            return calls.quick_call(quick, fn, obj, args, kwargs, (model, args, kwargs), _quick_record,
+                                    _record_late)
         monitor = model.monitor
         rows = _rows(args, kwargs)
-        ids = calls.IDS.get()
         if ids is None and monitor.drift_tracker is None:
             inference = monitor.inference(batch_size=rows, method=METHOD)
         else:
@@ -162,6 +172,52 @@ def _serve(fn: Callable[..., Any], obj: Any, args: tuple[Any, ...], kwargs: dict
         calls.INSIDE.reset(token)
 
 
+def _quick_record(quick: Any, call: tuple[_Model, tuple[Any, ...], dict[str, Any]], result: Any,
+                  duration: int) -> bool:
+    """Hand a one-row call to ``quick``; False where it is not one it takes (never raises): the
+    caller then records the call through the full path, which counts what it cannot read."""
+    model, args, kwargs = call
+    try:
+        if not _one_row(args, kwargs):
+            return False
+        labels = model.labels
+        if labels is None:
+            quick.add(METHOD, duration, None, None)  # no classes configured: the output is not read
+            return True
+        if type(result) is not _T.tensor or result.dim() != 2 or not result.is_floating_point() \
+                or result.shape[0] != 1 or result.shape[1] != len(labels):
+            return False
+        row = result.tolist()[0]  # one row: plain floats (cheaper than tensor ops, as in _record)
+        if not math.isfinite(sum(row)):  # a NaN or infinite score: the full path counts it
+            return False
+        probs = row if _is_distribution(row) else _softmax(row)
+        top = max(range(len(probs)), key=probs.__getitem__)
+        quick.add(METHOD, duration, labels[top], probs[top])
+        return True
+    except Exception:
+        return False
+
+
+def _one_row(args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
+    """Whether the call's batch (as :func:`_rows` finds it) is one row, without counting anything."""
+    tensor = _T.tensor
+    for value in args:
+        if isinstance(value, tensor):
+            return bool(value.dim()) and value.shape[0] == 1
+    for value in kwargs.values():
+        if isinstance(value, tensor):
+            return bool(value.dim()) and value.shape[0] == 1
+    return False
+
+
+def _record_late(call: tuple[_Model, tuple[Any, ...], dict[str, Any]], t0: int, result: Any,
+                 exc: BaseException | None) -> None:
+    model, args, kwargs = call
+    labels = model.labels
+    calls.record_late(model.monitor, _rows(args, kwargs), METHOD, t0, result, exc,
+                      None if labels is None else lambda inf, out: _record(inf, out, labels))
+
+
 def _set_grad_mode(span: Any) -> None:
     try:
         mode = ("inference_mode" if _T.is_inference_mode_enabled() else
@@ -174,10 +230,11 @@ def _set_grad_mode(span: Any) -> None:
 class _Model:
     """What a call needs of a module, resolved at its first inference and kept (weakly) with it."""
 
-    __slots__ = ("__weakref__", "labels", "monitor")
+    __slots__ = ("__weakref__", "labels", "monitor", "quick")
 
     def __init__(self, monitor: Any, identity: Any) -> None:
         self.monitor = monitor
+        self.quick = monitor.quick_lane()
         self.labels = _labels(identity.classes) if monitor.task == "classification" else None
 
 
