@@ -152,43 +152,60 @@ def measure(calls: int = 20_000, rounds: int = 7) -> dict[str, Any]:
     }
 
 
+# --instrumented: many short paired rounds (see _interleaved); about 20 s per framework here.
+INSTRUMENTED_CALLS = 600
+INSTRUMENTED_ROUNDS = 25
+
+
 def _interleaved(instrumentor: Any, bare: Callable[[], None], instrumented: Callable[[], Callable[[], None]],
                  calls: int, rounds: int, one_span: Callable[[trace.Tracer], Callable[[], None]] | None = None
                  ) -> dict[str, float]:
-    """Median CPU ns per call of ``bare``, of ``one_span(tracer)`` (if given), and of the call
-    ``instrumented()`` returns under ``instrumentor``, sampled and under an unsampled parent.
+    """CPU ns per call of ``bare``, of ``one_span(tracer)`` (if given), and of the call
+    ``instrumented()`` returns under ``instrumentor``, sampled and under an unsampled parent: the
+    median over rounds of each; and ``<variant>_vs_bare``, the median over rounds of each round's
+    variant divided by the bare call measured just before and just after it in the same round.
 
-    Rounds interleave the variants (measure bare, instrument, measure, uninstrument ...), so a
-    machine that speeds up or slows down mid-run moves them all alike."""
+    Rounds are paired (bare, span, instrument, sampled, unsampled, uninstrument, bare ...): a machine
+    that speeds up or slows down mid-run moves a round's bare and instrumented figures alike, so
+    the ratio of a round cancels it. Many short rounds beat a few long ones on a shared machine."""
     tracer_provider = TracerProvider()
     tracer_provider.add_span_processor(BatchSpanProcessor(_DiscardingExporter(), max_queue_size=calls * 4))
     meter_provider = MeterProvider(metric_readers=[InMemoryMetricReader()])
     unsampled_parent = trace.set_span_in_context(NonRecordingSpan(SpanContext(
         trace_id=0x1234, span_id=0x5678, is_remote=True, trace_flags=TraceFlags(TraceFlags.DEFAULT))))
     traced = one_span(tracer_provider.get_tracer("naive")) if one_span is not None else None
-    samples: dict[str, list[float]] = {"bare": [], "sampled": [], "unsampled": [], **({"span": []} if traced else {})}
+    variants = ("sampled", "unsampled", *(("span",) if traced else ()))
+    samples: dict[str, list[float]] = {"bare": [], **{v: [] for v in variants}}
+    ratios: dict[str, list[float]] = {v: [] for v in variants}
     for _ in range(rounds):
-        samples["bare"].append(_time_per_call(bare, calls, 1))
+        before = _time_per_call(bare, calls, 1)
+        measured: dict[str, float] = {}
         if traced is not None:
-            samples["span"].append(_time_per_call(traced, calls, 1, settle=tracer_provider.force_flush))
+            measured["span"] = _time_per_call(traced, calls, 1, settle=tracer_provider.force_flush)
         instrumentor.instrument(tracer_provider=tracer_provider, meter_provider=meter_provider)
         try:
             call = instrumented()
             call()  # the model's first call creates its monitor: not part of the steady state
-            samples["sampled"].append(_time_per_call(call, calls, 1, settle=tracer_provider.force_flush))
+            measured["sampled"] = _time_per_call(call, calls, 1, settle=tracer_provider.force_flush)
             token = otel_context.attach(unsampled_parent)
             try:
-                samples["unsampled"].append(_time_per_call(call, calls, 1))
+                measured["unsampled"] = _time_per_call(call, calls, 1)
             finally:
                 otel_context.detach(token)
         finally:
             instrumentor.uninstrument()
+        after = _time_per_call(bare, calls, 1)
+        samples["bare"] += [before, after]
+        for variant, ns in measured.items():
+            samples[variant].append(ns)
+            ratios[variant].append(ns / ((before + after) / 2))
     tracer_provider.shutdown()
     meter_provider.shutdown()
-    return {k: statistics.median(v) for k, v in samples.items()}
+    return {**{k: statistics.median(v) for k, v in samples.items()},
+            **{f"{k}_vs_bare": statistics.median(v) for k, v in ratios.items()}}
 
 
-def measure_instrumented(calls: int = 2000, rounds: int = 9) -> dict[str, Any]:
+def measure_instrumented(calls: int = INSTRUMENTED_CALLS, rounds: int = INSTRUMENTED_ROUNDS) -> dict[str, Any]:
     """A real scikit-learn Pipeline(StandardScaler, LogisticRegression).predict_proba on one row:
     bare, and under otel_ml's zero-code instrumentor with the trace sampled and not sampled.
 
@@ -218,17 +235,12 @@ def measure_instrumented(calls: int = 2000, rounds: int = 9) -> dict[str, Any]:
         return traced
 
     medians = _interleaved(SklearnInstrumentor(), call, lambda: call, calls, rounds, one_span)
-    bare, span, sampled, unsampled = (medians[k] for k in ("bare", "span", "sampled", "unsampled"))
     return {**_measure_onnx(model, row, calls, rounds), **_measure_torch(calls, rounds),
         "sklearn_calls_per_round": calls,
         "sklearn_rounds": rounds,
-        "sklearn_bare_ns": round(bare, 1),
-        "sklearn_one_sdk_span_ns": round(span, 1),
-        "sklearn_instrumented_sampled_ns": round(sampled, 1),
-        "sklearn_instrumented_unsampled_ns": round(unsampled, 1),
-        "sklearn_sampled_vs_bare": round(sampled / bare, 4),
-        "sklearn_unsampled_vs_bare": round(unsampled / bare, 4),
-        "sklearn_one_sdk_span_vs_bare": round(span / bare, 4),
+        **_framework("sklearn", medians),
+        "sklearn_one_sdk_span_ns": round(medians["span"], 1),
+        "sklearn_one_sdk_span_vs_bare": round(medians["span_vs_bare"], 4),
         "target_sampled_vs_bare_max": 1.10,
         "target_unsampled_vs_bare_max": 1.03,
     }
@@ -296,20 +308,20 @@ def _measure_torch(calls: int, rounds: int) -> dict[str, Any]:
 
 
 def _framework(prefix: str, medians: dict[str, float]) -> dict[str, Any]:
-    bare, sampled, unsampled = (medians[k] for k in ("bare", "sampled", "unsampled"))
+    """The JSON keys of one framework's :func:`_interleaved` figures."""
     return {
-        f"{prefix}_bare_ns": round(bare, 1),
-        f"{prefix}_instrumented_sampled_ns": round(sampled, 1),
-        f"{prefix}_instrumented_unsampled_ns": round(unsampled, 1),
-        f"{prefix}_sampled_vs_bare": round(sampled / bare, 4),
-        f"{prefix}_unsampled_vs_bare": round(unsampled / bare, 4),
+        f"{prefix}_bare_ns": round(medians["bare"], 1),
+        f"{prefix}_instrumented_sampled_ns": round(medians["sampled"], 1),
+        f"{prefix}_instrumented_unsampled_ns": round(medians["unsampled"], 1),
+        f"{prefix}_sampled_vs_bare": round(medians["sampled_vs_bare"], 4),
+        f"{prefix}_unsampled_vs_bare": round(medians["unsampled_vs_bare"], 4),
     }
 
 
 def run(args: argparse.Namespace) -> int:
     if args.instrumented:
         return _run_instrumented(args)
-    result = measure(calls=args.calls, rounds=args.rounds)
+    result = measure(calls=args.calls or 20_000, rounds=args.rounds or 7)
     if args.json:
         print(json.dumps(result))
         return 0
@@ -330,13 +342,15 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run_instrumented(args: argparse.Namespace) -> int:
-    result = measure_instrumented(calls=min(args.calls, 2000), rounds=max(args.rounds, 5))
+    result = measure_instrumented(calls=args.calls or INSTRUMENTED_CALLS, rounds=args.rounds or INSTRUMENTED_ROUNDS)
     if args.json:
         print(json.dumps(result))
         return 0
     us = 1e-3
     print("otel-ml bench overhead --instrumented: Pipeline(StandardScaler, LogisticRegression).predict_proba, one "
-          f"row (CPU per call, median of {result['sklearn_rounds']} interleaved rounds)")
+          f"row (CPU per call, median of {result['sklearn_rounds']} paired rounds of "
+          f"{result['sklearn_calls_per_round']} calls; each ratio is the median of the rounds' ratios to the bare "
+          "call around them)")
     print(f"  bare                                {result['sklearn_bare_ns'] * us:8.2f} us   1.000x")
     print(f"  bare + one hand-written SDK span    {result['sklearn_one_sdk_span_ns'] * us:8.2f} us   "
           f"{result['sklearn_one_sdk_span_vs_bare']:.3f}x  (the floor of anything that traces)")
@@ -351,9 +365,9 @@ def _run_instrumented(args: argparse.Namespace) -> int:
         print(f"{title}, one row (added time beside the bare call)")
         print(f"  bare                                {result[f'{prefix}_bare_ns'] * us:8.2f} us   1.000x")
         for variant, label in (("sampled", "sampled    "), ("unsampled", "not sampled")):
-            ns = result[f"{prefix}_instrumented_{variant}_ns"]
-            print(f"  zero-code instrumented, {label} {ns * us:8.2f} us   "
-                  f"{result[f'{prefix}_{variant}_vs_bare']:.3f}x  (+{(ns - result[f'{prefix}_bare_ns']) * us:.2f} us)")
+            ns, ratio = result[f"{prefix}_instrumented_{variant}_ns"], result[f"{prefix}_{variant}_vs_bare"]
+            print(f"  zero-code instrumented, {label} {ns * us:8.2f} us   {ratio:.3f}x  "
+                  f"(+{(ratio - 1) * result[f'{prefix}_bare_ns'] * us:.2f} us)")
     return 0
 
 
@@ -370,8 +384,10 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON line")
     parser.add_argument("--instrumented", action="store_true",
                         help="a real scikit-learn pipeline, bare vs under the zero-code instrumentor")
-    parser.add_argument("--calls", type=_positive, default=20_000, help="calls per round (default 20000)")
-    parser.add_argument("--rounds", type=_positive, default=7, help="rounds; the median is reported (default 7)")
+    parser.add_argument("--calls", type=_positive, default=None,
+                        help=f"calls per round (default 20000; {INSTRUMENTED_CALLS} with --instrumented)")
+    parser.add_argument("--rounds", type=_positive, default=None,
+                        help=f"rounds; the median is reported (default 7; {INSTRUMENTED_ROUNDS} with --instrumented)")
     parser.set_defaults(handler=run)
 
 
