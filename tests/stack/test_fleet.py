@@ -193,23 +193,31 @@ def test_fleet_keeps_whole_traces_across_a_gateway_restart(backends: Backends, f
 
 
 SECURE_AGENTS = {"right": "127.0.0.45", "wrong": "127.0.0.46"}
-SECURE_GATEWAY = "127.0.0.47"
+SECURE_GATEWAYS = ("127.0.0.47", "127.0.0.48")
+SECURE_TRACES = 20  # per agent: both gateways get some (all on one: a 2**-19 chance)
 
 
 def test_secured_fleet_authenticates_every_hop(backends: Backends, tmp_path: Path) -> None:
-    ca, cert, key = make_certs(tmp_path, [SECURE_GATEWAY, *SECURE_AGENTS.values()])
+    """Two secured gateways behind two secured agents: every hop is TLS with a bearer token, and the
+    agents' load balancing uses TLS and the token to each gateway."""
+    ca, cert, key = make_certs(tmp_path, [*SECURE_GATEWAYS, *SECURE_AGENTS.values()])
     tls = {"OTEL_ML_TLS_CERT_FILE": str(cert), "OTEL_ML_TLS_KEY_FILE": str(key), "OTEL_ML_AUTH_TOKEN": ""}
     service_token, gateway_token = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
-    gateway = Collector(
-        [REPO / "collector/config.yaml", REPO / "collector/gateway.yaml", REPO / "collector/secure.yaml"],
-        {**tls, "OTEL_ML_COLLECTOR_HOST": SECURE_GATEWAY, "OTEL_ML_TRACE_SAMPLE_PERCENT": "100",
-         "OTEL_ML_TAIL_DECISION_WAIT": "2s", "OTEL_ML_LOKI_OTLP_ENDPOINT": f"http://{SECURE_GATEWAY}:3100/otlp",
-         "OTEL_ML_AUTH_TOKEN_FILE": str(secret_file(tmp_path / "gateway-accepts", gateway_token))},
-        tmp_path / "gateway.log", f"http://{SECURE_GATEWAY}:13133/")
+    accepts = secret_file(tmp_path / "gateway-accepts", gateway_token)
+    gateways = [
+        Collector(
+            [REPO / "collector/config.yaml", REPO / "collector/gateway.yaml", REPO / "collector/secure.yaml"],
+            {**tls, "OTEL_ML_COLLECTOR_HOST": host, "OTEL_ML_TRACE_SAMPLE_PERCENT": "100",
+             "OTEL_ML_TAIL_DECISION_WAIT": "2s", "OTEL_ML_LOKI_OTLP_ENDPOINT": f"http://{host}:3100/otlp",
+             "OTEL_ML_AUTH_TOKEN_FILE": str(accepts)},
+            tmp_path / f"gateway-{i}.log", f"http://{host}:13133/")
+        for i, host in enumerate(SECURE_GATEWAYS)
+    ]
+    endpoints = "[" + ", ".join(f"{host}:4317" for host in SECURE_GATEWAYS) + "]"
     agents = {
         name: Collector(
             [REPO / "collector/agent.yaml", REPO / "collector/secure.yaml", REPO / "collector/agent-secure.yaml"],
-            {**tls, "OTEL_ML_COLLECTOR_HOST": host, "OTEL_ML_GATEWAY_ENDPOINTS": f"[{SECURE_GATEWAY}:4317]",
+            {**tls, "OTEL_ML_COLLECTOR_HOST": host, "OTEL_ML_GATEWAY_ENDPOINTS": endpoints,
              "OTEL_ML_GATEWAY_CA_FILE": str(ca), "OTEL_ML_AGENT_QUEUE_DIR": str(tmp_path / f"queue-{name}"),
              "OTEL_ML_AUTH_TOKEN_FILE": str(secret_file(tmp_path / f"agent-{name}-accepts", service_token)),
              "OTEL_ML_GATEWAY_TOKEN_FILE": str(secret_file(
@@ -222,7 +230,8 @@ def test_secured_fleet_authenticates_every_hop(backends: Backends, tmp_path: Pat
     providers: dict[str, TracerProvider] = {}
     sent: dict[str, set[str]] = {}
     try:
-        gateway.start()
+        for gateway in gateways:
+            gateway.start()
         for agent in agents.values():
             agent.start()
         for name, host in SECURE_AGENTS.items():
@@ -233,7 +242,7 @@ def test_secured_fleet_authenticates_every_hop(backends: Backends, tmp_path: Pat
             providers[name] = provider
             tracer = provider.get_tracer("otel_ml.fleet")
             sent[name] = set()
-            for _ in range(5):
+            for _ in range(SECURE_TRACES):
                 with tracer.start_as_current_span("secure.request") as root, \
                         tracer.start_as_current_span("secure.predict"):
                     sent[name].add(format(root.get_span_context().trace_id, "032x"))
@@ -243,24 +252,25 @@ def test_secured_fleet_authenticates_every_hop(backends: Backends, tmp_path: Pat
             return _jaeger_span_counts(backends, f"otel-ml-secure-{name}-{run}")
 
         got = poll(lambda: arrived("right") if set(arrived("right")) == sent["right"] else None,
-                   "the right-token agent's 5 traces in Jaeger", timeout=60)
+                   f"the right-token agent's {SECURE_TRACES} traces in Jaeger", timeout=60)
         assert all(n == 2 for n in got.values()), got
         # The wrong-token agent's spans were sent at the same time; give them a decision period more.
         time.sleep(5)
         assert arrived("wrong") == {}
         assert "Unauthenticated" in agents["wrong"].output() or "unauthenticated" in agents["wrong"].output()
-        accepted = _accepted_spans(SECURE_GATEWAY)
-        assert accepted == 10, accepted  # the right agent's 10 spans; the wrong one's never got in
-        # The refusal is permanent: the wrong agent gave its 10 spans up and counted them, where an
+        accepted = [_accepted_spans(host) for host in SECURE_GATEWAYS]
+        # The right agent's spans, shared by trace id between both gateways; the wrong one's never got in.
+        assert sum(accepted) == 2 * SECURE_TRACES and all(accepted), accepted
+        # The refusal is permanent: the wrong agent gave its spans up and counted them, where an
         # operator's alert on otelcol_exporter_send_failed_* sees them.
         failed = sum(float(v) for v in re.findall(r"^otelcol_exporter_send_failed_spans\S*\{[^}]*\} (\S+)$",
                                                   scrape(f"http://{SECURE_AGENTS['wrong']}:8888/metrics"), re.M))
-        assert failed == 10, failed
+        assert failed == 2 * SECURE_TRACES, failed
     finally:
         for provider in providers.values():
             provider.shutdown()
-        for collector in (*agents.values(), gateway):
+        for collector in (*agents.values(), *gateways):
             collector.stop()
-    for collector in (*agents.values(), gateway):
+    for collector in (*agents.values(), *gateways):
         text = collector.output()
         assert service_token not in text and gateway_token not in text, "a collector logged a token"
