@@ -25,6 +25,17 @@ mlp.eval()
 with torch.no_grad():
     for n in (1, 2, 3):
         mlp(x[:n])
+# 20 one-row requests whose upstream did not sample the trace: no span, the QuickLane
+from opentelemetry import context, propagate
+import otel_ml.auto
+token = context.attach(propagate.extract({"traceparent": f"00-{'f' * 32}-{'e' * 16}-00"}))
+with torch.inference_mode():
+    for i in range(20):
+        mlp(x[i:i + 1])
+context.detach(token)
+import os
+if "otel_ml_torch" not in os.environ.get("OTEL_PYTHON_DISABLED_INSTRUMENTATIONS", ""):
+    assert len(otel_ml.auto.monitor_of(mlp).quick_lane().pending) == 20  # folded at the final export
 config = transformers.GPT2Config(vocab_size=64, n_positions=64, n_embd=32, n_layer=2, n_head=2,
                                  bos_token_id=None, eos_token_id=None, pad_token_id=1)
 lm = transformers.GPT2LMHeadModel(config).eval()
@@ -41,13 +52,14 @@ def exported():  # type: ignore[no-untyped-def]
 
 
 def test_torch_inferences_are_exported(exported) -> None:  # type: ignore[no-untyped-def]
-    """Three served calls (6 rows) of the MLP, none of the training steps, none of GPT-2's forward passes."""
+    """Three served calls (6 rows) of the MLP with spans and 20 one-row calls under an unsampled
+    upstream parent without; none of the training steps, none of GPT-2's forward passes."""
     (duration,) = exported.final("ml.inference.duration")
     assert duration["attributes"]["ml.model.name"] == "Sequential"
     assert duration["attributes"]["ml.model.method"] == "forward"
-    assert duration["point"]["count"] == 3 and duration["unit"] == "s"
+    assert duration["point"]["count"] == 3 + 20 and duration["unit"] == "s"
     (batch,) = exported.final("ml.inference.batch.size")
-    assert batch["point"]["sum"] == 6
+    assert batch["point"]["sum"] == 6 + 20 and batch["point"]["count"] == 3 + 20
     inferences = [s for s in exported.spans if s["name"] == "inference Sequential"]
     assert len(inferences) == 3
     assert {s["attributes"]["ml.torch.grad_mode"] for s in inferences} == {"no_grad"}
