@@ -209,8 +209,9 @@ def measure_instrumented(calls: int = INSTRUMENTED_CALLS, rounds: int = INSTRUME
     """A real scikit-learn Pipeline(StandardScaler, LogisticRegression).predict_proba on one row:
     bare, and under otel_ml's zero-code instrumentor with the trace sampled and not sampled.
 
-    Rounds interleave the three variants (instrument, measure, uninstrument, measure bare ...), so
-    a machine that speeds up or slows down mid-run moves all three alike; medians are reported.
+    Paired rounds (:func:`_interleaved`): times are medians over rounds, ratios the median of each
+    round's ratio to the bare call measured just before and after it. Also onnxruntime and torch
+    where they are installed (``onnx_*``, ``torch_*``).
     """
     import numpy as np
     from sklearn.datasets import load_iris
