@@ -178,7 +178,8 @@ def _quick_record(quick: Any, call: tuple[_Model, tuple[Any, ...], dict[str, Any
     caller then records the call through the full path, which counts what it cannot read."""
     model, args, kwargs = call
     try:
-        if not _one_row(args, kwargs):
+        first = _first_tensor(args, kwargs)
+        if first is None or not first.dim() or first.shape[0] != 1:
             return False
         labels = model.labels
         if labels is None:
@@ -190,24 +191,11 @@ def _quick_record(quick: Any, call: tuple[_Model, tuple[Any, ...], dict[str, Any
         row = result.tolist()[0]  # one row: plain floats (cheaper than tensor ops, as in _record)
         if not math.isfinite(sum(row)):  # a NaN or infinite score: the full path counts it
             return False
-        probs = row if _is_distribution(row) else _softmax(row)
-        top = max(range(len(probs)), key=probs.__getitem__)
+        top, probs = _top(row)
         quick.add(METHOD, duration, labels[top], probs[top])
         return True
     except Exception:
         return False
-
-
-def _one_row(args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
-    """Whether the call's batch (as :func:`_rows` finds it) is one row, without counting anything."""
-    tensor = _T.tensor
-    for value in args:
-        if isinstance(value, tensor):
-            return bool(value.dim()) and value.shape[0] == 1
-    for value in kwargs.values():
-        if isinstance(value, tensor):
-            return bool(value.dim()) and value.shape[0] == 1
-    return False
 
 
 def _record_late(call: tuple[_Model, tuple[Any, ...], dict[str, Any]], t0: int, result: Any,
@@ -346,15 +334,23 @@ def state_hash(module: Any) -> str | None:
     return digest.hexdigest()[:_HASH_CHARS]
 
 
+def _first_tensor(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """The call's first tensor argument, positional then keyword; None without one."""
+    tensor = _T.tensor
+    for value in args:
+        if isinstance(value, tensor):
+            return value
+    for value in kwargs.values():
+        if isinstance(value, tensor):
+            return value
+    return None
+
+
 def _rows(args: tuple[Any, ...], kwargs: dict[str, Any]) -> int | None:
     try:
-        tensor = _T.tensor
-        for value in args:
-            if isinstance(value, tensor):
-                return int(value.shape[0]) if value.dim() else None
-        for value in kwargs.values():
-            if isinstance(value, tensor):
-                return int(value.shape[0]) if value.dim() else None
+        value = _first_tensor(args, kwargs)
+        if value is not None:
+            return int(value.shape[0]) if value.dim() else None
         first = args[0] if args else None
         if isinstance(first, (list, tuple)):
             return len(first)  # e.g. a list of images
@@ -366,10 +362,9 @@ def _rows(args: tuple[Any, ...], kwargs: dict[str, Any]) -> int | None:
 def _features(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     """The first tensor argument as a numpy array, for drift (only with a reference profile)."""
     try:
-        tensor = _T.tensor
-        for value in (*args, *kwargs.values()):
-            if isinstance(value, tensor):
-                return value.detach().cpu().numpy()
+        value = _first_tensor(args, kwargs)
+        if value is not None:
+            return value.detach().cpu().numpy()
     except Exception as exc:
         selftelemetry.dropped("auto_output_error", "drift", detail=exc)
     return None
@@ -387,9 +382,7 @@ def _record(inf: Any, out: Any, labels: list[str]) -> None:
         x = out.detach()
         if n == 1:
             # One row - the typical online request: plain floats are cheaper than tensor ops here.
-            row = x[0].tolist()
-            probs = row if _is_distribution(row) else _softmax(row)
-            top = max(range(c), key=probs.__getitem__)
+            top, probs = _top(x[0].tolist())
             inf.record(predictions=labels[top], confidence=probs[top], score=probs[1] if c == 2 else None)
             return
         x = x.float()
@@ -400,6 +393,13 @@ def _record(inf: Any, out: Any, labels: list[str]) -> None:
                    score=x[:, 1].tolist() if c == 2 else None)
     except Exception as exc:
         selftelemetry.dropped("auto_output_error", "metrics", detail=exc)
+
+
+def _top(row: list[float]) -> tuple[int, list[float]]:
+    """One row of class scores: the index of its predicted class, and the row as probabilities (a
+    distribution as it is, else softmaxed logits)."""
+    probs = row if _is_distribution(row) else _softmax(row)
+    return max(range(len(probs)), key=probs.__getitem__), probs
 
 
 def _is_distribution(row: list[float]) -> bool:
