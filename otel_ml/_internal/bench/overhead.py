@@ -64,7 +64,13 @@ def _time_per_call(fn: Callable[[], Any], calls: int, rounds: int,
     return statistics.median(samples)
 
 
-def measure(calls: int = 20_000, rounds: int = 7) -> dict[str, Any]:
+# Calls per round and rounds: the core hot path (a tight loop), and --instrumented (many short paired
+# rounds, see _interleaved; about 20 s per framework here).
+CALLS, ROUNDS = 20_000, 7
+INSTRUMENTED_CALLS, INSTRUMENTED_ROUNDS = 600, 25
+
+
+def measure(calls: int = CALLS, rounds: int = ROUNDS) -> dict[str, Any]:
     tracer_provider = TracerProvider()
     tracer_provider.add_span_processor(BatchSpanProcessor(_DiscardingExporter(), max_queue_size=calls * 2))
     reader = InMemoryMetricReader()
@@ -150,11 +156,6 @@ def measure(calls: int = 20_000, rounds: int = 7) -> dict[str, Any]:
         "target_sampled_vs_naive_max": 0.5,
         "target_unsampled_ns_max": 10_000,
     }
-
-
-# --instrumented: many short paired rounds (see _interleaved); about 20 s per framework here.
-INSTRUMENTED_CALLS = 600
-INSTRUMENTED_ROUNDS = 25
 
 
 def _interleaved(instrumentor: Any, bare: Callable[[], None], instrumented: Callable[[], Callable[[], None]],
@@ -282,6 +283,7 @@ def _measure_torch(calls: int, rounds: int) -> dict[str, Any]:
     except ImportError:
         return {}
     import os
+    from unittest import mock
 
     from otel_ml._internal import env
     from otel_ml.instrumentation.torch import TorchInstrumentor
@@ -296,15 +298,8 @@ def _measure_torch(calls: int, rounds: int) -> dict[str, Any]:
 
     # The class names make the instrumentor read the output (softmax, class, confidence), the costlier
     # case; they are read when the model's monitor is made (its first instrumented call).
-    saved = os.environ.get(env.CLASS_NAMES)
-    os.environ[env.CLASS_NAMES] = "0=setosa,1=versicolor,2=virginica"
-    try:
+    with mock.patch.dict(os.environ, {env.CLASS_NAMES: "0=setosa,1=versicolor,2=virginica"}):
         medians = _interleaved(TorchInstrumentor(), call, lambda: call, calls, rounds)
-    finally:
-        if saved is None:
-            os.environ.pop(env.CLASS_NAMES, None)
-        else:
-            os.environ[env.CLASS_NAMES] = saved
     return _framework("torch", medians)
 
 
@@ -322,7 +317,7 @@ def _framework(prefix: str, medians: dict[str, float]) -> dict[str, Any]:
 def run(args: argparse.Namespace) -> int:
     if args.instrumented:
         return _run_instrumented(args)
-    result = measure(calls=args.calls or 20_000, rounds=args.rounds or 7)
+    result = measure(calls=args.calls or CALLS, rounds=args.rounds or ROUNDS)
     if args.json:
         print(json.dumps(result))
         return 0
@@ -386,9 +381,10 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--instrumented", action="store_true",
                         help="a real scikit-learn pipeline, bare vs under the zero-code instrumentor")
     parser.add_argument("--calls", type=_positive, default=None,
-                        help=f"calls per round (default 20000; {INSTRUMENTED_CALLS} with --instrumented)")
+                        help=f"calls per round (default {CALLS}; {INSTRUMENTED_CALLS} with --instrumented)")
     parser.add_argument("--rounds", type=_positive, default=None,
-                        help=f"rounds; the median is reported (default 7; {INSTRUMENTED_ROUNDS} with --instrumented)")
+                        help=f"rounds; the median is reported (default {ROUNDS}; {INSTRUMENTED_ROUNDS} with "
+                             "--instrumented)")
     parser.set_defaults(handler=run)
 
 
