@@ -102,3 +102,12 @@ def test_bench_overhead_instrumented_reports_sklearn_onnx_and_torch() -> None:
         assert isinstance(r[key], float) and r[key] > 0, key
     for key in ratios:
         assert isinstance(r[key], float) and r[key] > 0.5, key
+
+
+@pytest.mark.parametrize("instrumented", [False, True], ids=["core", "instrumented"])
+def test_bench_overhead_runs_with_few_calls(instrumented: bool) -> None:
+    """Fewer calls per round than the SDK's span export batch (512) still run: the span queue is sized
+    for the SDK, not only for the round."""
+    r = _bench("overhead", *(["--instrumented"] if instrumented else []), "--calls", "10", "--rounds", "1")
+    key = "sklearn_unsampled_vs_bare" if instrumented else "unsampled_vs_naive"
+    assert isinstance(r[key], float) and r[key] > 0, r

@@ -47,6 +47,12 @@ def _model(x: float) -> float:
     return x * 0.5 + 0.1
 
 
+def _queue_size(calls: int) -> int:
+    """Span queue that holds a round's spans (none dropped) and at least the SDK's export batch of 512,
+    which the BatchSpanProcessor refuses to exceed its queue: ``--calls 10`` must run too."""
+    return max(calls * 4, 2048)
+
+
 def _time_per_call(fn: Callable[[], Any], calls: int, rounds: int,
                    settle: Callable[[], Any] | None = None) -> float:
     """CPU per call of ``fn`` (all threads: a span processor's export thread counts). ``settle``
@@ -72,7 +78,7 @@ INSTRUMENTED_CALLS, INSTRUMENTED_ROUNDS = 600, 25
 
 def measure(calls: int = CALLS, rounds: int = ROUNDS) -> dict[str, Any]:
     tracer_provider = TracerProvider()
-    tracer_provider.add_span_processor(BatchSpanProcessor(_DiscardingExporter(), max_queue_size=calls * 2))
+    tracer_provider.add_span_processor(BatchSpanProcessor(_DiscardingExporter(), max_queue_size=_queue_size(calls)))
     reader = InMemoryMetricReader()
     meter_provider = MeterProvider(metric_readers=[reader])
 
@@ -170,7 +176,7 @@ def _interleaved(instrumentor: Any, bare: Callable[[], None], instrumented: Call
     that speeds up or slows down mid-run moves a round's bare and instrumented figures alike, so
     the ratio of a round cancels it. Many short rounds beat a few long ones on a shared machine."""
     tracer_provider = TracerProvider()
-    tracer_provider.add_span_processor(BatchSpanProcessor(_DiscardingExporter(), max_queue_size=calls * 4))
+    tracer_provider.add_span_processor(BatchSpanProcessor(_DiscardingExporter(), max_queue_size=_queue_size(calls)))
     meter_provider = MeterProvider(metric_readers=[InMemoryMetricReader()])
     unsampled_parent = trace.set_span_in_context(NonRecordingSpan(SpanContext(
         trace_id=0x1234, span_id=0x5678, is_remote=True, trace_flags=TraceFlags(TraceFlags.DEFAULT))))
