@@ -16,7 +16,7 @@ from otel_ml._internal import env
 from otel_ml.instrumentation.torch import TorchInstrumentor
 from otel_ml.testing import TelemetryCapture
 from tests.instrumentation.capture import instrumented
-from tests.instrumentation.lanes import lane, same_either_way, unsampled_parent
+from tests.instrumentation.lanes import lane, predicted_classes, same_either_way, unsampled_parent
 
 torch = pytest.importorskip("torch")
 nn = torch.nn
@@ -48,10 +48,6 @@ class Keyword(nn.Module):  # type: ignore[misc]
         return self.inner(features)
 
 
-def _classes(added: dict[Any, tuple[Any, ...]]) -> dict[str, int]:
-    return {dict(k[1])["ml.prediction.class"]: v[0] for k, v in added.items() if k[0] == "ml.predictions"}
-
-
 @pytest.mark.parametrize("classes", [3, 2])  # three classes; binary (a score per row on the full path)
 def test_logits_and_probabilities_count_the_same(cap: TelemetryCapture, iris: Any, classes: int,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
@@ -75,7 +71,7 @@ def test_logits_and_probabilities_count_the_same(cap: TelemetryCapture, iris: An
         logits(iris[101:102])                          # eval mode with grad enabled: an inference too
 
     added = same_either_way(cap, calls)
-    counted = _classes(added)
+    counted = predicted_classes(added)
     assert set(counted) <= set(names) and len(counted) == classes
     # 50 + 50 one-row calls, the batch of 7, the NaN row, the keyword call and the two grad modes
     batch = [v for k, v in added.items() if k[0] == "ml.inference.batch.size"]  # one series per module

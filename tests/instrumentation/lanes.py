@@ -110,3 +110,13 @@ def lane(model: Any) -> Any:
     found = monitor.quick_lane()
     assert found is not None
     return found
+
+
+def predicted_classes(added: dict[Any, tuple[Any, ...]]) -> dict[str, int]:
+    """Predictions per class in what :func:`same_either_way` returned (all models together)."""
+    counts: dict[str, int] = {}
+    for (name, attributes), figures in added.items():
+        if name == "ml.predictions":
+            label = dict(attributes)["ml.prediction.class"]
+            counts[label] = counts.get(label, 0) + figures[0]
+    return counts

@@ -19,7 +19,7 @@ from sklearn.linear_model import LinearRegression, LogisticRegression
 from otel_ml.instrumentation.onnxruntime import OnnxRuntimeInstrumentor
 from otel_ml.testing import TelemetryCapture
 from tests.instrumentation.capture import instrumented
-from tests.instrumentation.lanes import lane, same_either_way, unsampled_parent
+from tests.instrumentation.lanes import lane, predicted_classes, same_either_way, unsampled_parent
 
 CPU = ["CPUExecutionProvider"]
 
@@ -58,8 +58,8 @@ def test_classifier_rows_batches_and_selected_outputs_count_the_same(cap: Teleme
         session.run(None, {"X": nan_row})                      # NaN probabilities: counted, not recorded
 
     added = same_either_way(cap, calls)
-    classes = {dict(k[1])["ml.prediction.class"]: v[0] for k, v in added.items() if k[0] == "ml.predictions"}
-    assert sum(classes.values()) == 50 + 7 + 4 and set(classes) <= {"0", "1", "2"} and len(classes) >= 2
+    counted = predicted_classes(added)
+    assert sum(counted.values()) == 50 + 7 + 4 and set(counted) <= {"0", "1", "2"} and len(counted) >= 2
     (batch,) = [v for k, v in added.items() if k[0] == "ml.inference.batch.size"]
     assert batch[:2] == (55, 61)  # 55 calls, 61 rows
     with unsampled_parent():
