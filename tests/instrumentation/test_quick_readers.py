@@ -10,11 +10,8 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 import pytest
-from opentelemetry.sdk.metrics import Counter, Histogram, MeterProvider
+from opentelemetry.sdk.metrics import Counter, Histogram
 from opentelemetry.sdk.metrics.export import AggregationTemporality, InMemoryMetricReader
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from skl2onnx import to_onnx
 from sklearn.datasets import load_breast_cancer, load_iris
 from sklearn.linear_model import LogisticRegression
@@ -22,37 +19,19 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from otel_ml import auto
-from otel_ml._internal import selftelemetry
 from otel_ml.instrumentation.onnxruntime import OnnxRuntimeInstrumentor
 from otel_ml.instrumentation.sklearn import SklearnInstrumentor
-from tests.instrumentation.capture import IDENTITY_ENV
+from otel_ml.testing import TelemetryCapture
+from tests.instrumentation.capture import instrumented
 from tests.instrumentation.lanes import lane, unsampled_parent
 
 DELTA = {Counter: AggregationTemporality.DELTA, Histogram: AggregationTemporality.DELTA}
 
 
 @pytest.fixture
-def providers(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[MeterProvider, InMemorySpanExporter,
-                                                                  InMemoryMetricReader, InMemoryMetricReader]]:
-    for name in IDENTITY_ENV:
-        monkeypatch.delenv(name, raising=False)
-    cumulative, delta = InMemoryMetricReader(), InMemoryMetricReader(preferred_temporality=DELTA)
-    meter_provider = MeterProvider(metric_readers=[cumulative, delta])
-    spans = InMemorySpanExporter()
-    tracer_provider = TracerProvider()
-    tracer_provider.add_span_processor(SimpleSpanProcessor(spans))
-    instrumentors = (SklearnInstrumentor(), OnnxRuntimeInstrumentor())
-    for instrumentor in instrumentors:
-        instrumentor.instrument(tracer_provider=tracer_provider, meter_provider=meter_provider)
-    selftelemetry.DEFAULT.reset()
-    try:
-        yield meter_provider, spans, cumulative, delta
-    finally:
-        for instrumentor in instrumentors:
-            instrumentor.uninstrument()
-        meter_provider.shutdown()
-        tracer_provider.shutdown()
-    assert selftelemetry.DEFAULT.count(selftelemetry.INTERNAL_ERROR) == 0
+def cap(monkeypatch: pytest.MonkeyPatch) -> Iterator[TelemetryCapture]:
+    with instrumented(monkeypatch, SklearnInstrumentor(), OnnxRuntimeInstrumentor()) as capture:
+        yield capture
 
 
 def _read(reader: InMemoryMetricReader) -> dict[tuple[str, str, str], float]:
@@ -78,8 +57,9 @@ def _plus(a: dict[Any, float], b: dict[Any, float]) -> dict[Any, float]:
     return {k: a.get(k, 0) + b.get(k, 0) for k in a.keys() | b.keys()}
 
 
-def test_every_reader_sees_every_lane_call_once(providers: Any) -> None:
-    meter_provider, spans, cumulative, delta = providers
+def test_every_reader_sees_every_lane_call_once(cap: TelemetryCapture) -> None:
+    cumulative, delta = cap.metric_reader, InMemoryMetricReader(preferred_temporality=DELTA)
+    cap.meter_provider.add_metric_reader(delta)  # before any call: two readers from the start
     xi, yi = load_iris(return_X_y=True)
     iris = LogisticRegression(max_iter=1000).fit(xi, yi)               # sklearn, three classes
     xb, yb = load_breast_cancer(return_X_y=True)
@@ -112,7 +92,7 @@ def test_every_reader_sees_every_lane_call_once(providers: Any) -> None:
     assert _read(delta) == expected                       # ... and the second still sees every call
 
     late = InMemoryMetricReader()
-    meter_provider.add_metric_reader(late)                # a reader added while the service runs
+    cap.meter_provider.add_metric_reader(late)            # a reader added while the service runs
     second = serve(100, 60)
     expected = _plus(expected, second)
     assert _read(late) == expected                        # cumulative from the start, as the others
@@ -121,4 +101,4 @@ def test_every_reader_sees_every_lane_call_once(providers: Any) -> None:
     expected = _plus(expected, third)
     assert _read(delta) == third
     assert _read(cumulative) == expected and _read(late) == expected
-    assert spans.get_finished_spans() == ()               # the lane made no span
+    assert cap.spans() == []                              # the lane made no span
