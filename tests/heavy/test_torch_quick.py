@@ -16,7 +16,7 @@ from otel_ml._internal import env
 from otel_ml.instrumentation.torch import TorchInstrumentor
 from otel_ml.testing import TelemetryCapture
 from tests.instrumentation.capture import instrumented
-from tests.instrumentation.lanes import lane, predicted_classes, same_either_way, unsampled_parent
+from tests.instrumentation.lanes import calls_and_rows, lane, predicted_classes, same_either_way, unsampled_parent
 
 torch = pytest.importorskip("torch")
 nn = torch.nn
@@ -74,8 +74,7 @@ def test_logits_and_probabilities_count_the_same(cap: TelemetryCapture, iris: An
     counted = predicted_classes(added)
     assert set(counted) <= set(names) and len(counted) == classes
     # 50 + 50 one-row calls, the batch of 7, the NaN row, the keyword call and the two grad modes
-    batch = [v for k, v in added.items() if k[0] == "ml.inference.batch.size"]  # one series per module
-    assert (sum(v[0] for v in batch), sum(v[1] for v in batch)) == (100 + 1 + 1 + 1 + 2, 100 + 7 + 1 + 1 + 2)
+    assert calls_and_rows(added) == (100 + 1 + 1 + 1 + 2, 100 + 7 + 1 + 1 + 2)
     with unsampled_parent(), torch.inference_mode():
         logits(iris[:1])
     assert len(lane(logits).pending) == 1  # the lane really took it (folded by the next collection)
@@ -118,8 +117,7 @@ def test_without_class_names_and_with_errors_counts_the_same(cap: TelemetryCaptu
     failed = [v[0] for k, v in added.items() if k[0] == "ml.inference.duration" and "error.type" in dict(k[1])]
     assert failed == [errors]
     assert not [k for k in added if k[0] in ("ml.predictions", "ml.prediction.confidence")]
-    batch = [v for k, v in added.items() if k[0] == "ml.inference.batch.size"]  # one series per module
-    assert (sum(v[0] for v in batch), sum(v[1] for v in batch)) == (40 + 40 + 3, 40 + 40 + 5 + 2 + 4)
+    assert calls_and_rows(added) == (40 + 40 + 3, 40 + 40 + 5 + 2 + 4)
     with unsampled_parent(), torch.inference_mode():
         embed(iris[:1])
     assert len(lane(embed).pending) == 1

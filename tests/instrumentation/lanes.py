@@ -120,3 +120,10 @@ def predicted_classes(added: dict[Any, tuple[Any, ...]]) -> dict[str, int]:
             label = dict(attributes)["ml.prediction.class"]
             counts[label] = counts.get(label, 0) + figures[0]
     return counts
+
+
+def calls_and_rows(added: dict[Any, tuple[Any, ...]]) -> tuple[int, float]:
+    """Calls and rows (``ml.inference.batch.size`` count and sum) in what :func:`same_either_way`
+    returned, over every model (one series each)."""
+    batches = [figures for (name, _), figures in added.items() if name == "ml.inference.batch.size"]
+    return sum(f[0] for f in batches), sum(f[1] for f in batches)
