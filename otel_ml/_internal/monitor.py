@@ -75,7 +75,9 @@ class ModelMonitor:
             (``redact_error``): a failing redactor never lets raw content through.
         prediction_log_sample_rate: fraction of ``log_prediction`` calls that emit a record.
         clock: seconds, driving every drift and quality window and the outcome TTL (default
-            ``time.monotonic``); pass one to replay historical traffic deterministically.
+            ``time.monotonic``); pass one to replay historical traffic deterministically. A reading
+            that raises or is not a finite number is counted (``clock_error``) and replaced by the
+            last good one.
         tracer_provider, meter_provider: providers to use instead of the global ones.
 
     Raises:

@@ -31,6 +31,7 @@ import numpy.typing as npt
 
 from otel_ml._internal import forksafe
 from otel_ml._internal import selftelemetry as _selftelemetry
+from otel_ml._internal.clock import guarded
 from otel_ml._internal.drift import methods as _methods
 from otel_ml._internal.drift.features import FeatureProfile, PredictionKind, ProfileLike
 from otel_ml._internal.drift.policy import DriftPolicy
@@ -81,6 +82,7 @@ class DriftTracker:
         self.profile = profile
         self.policy = policy
         self._telemetry = selftelemetry
+        clock = guarded(clock, selftelemetry)
         self._lock = threading.Lock()
         forksafe.renew_after_fork(self, "_lock")
         kw: dict[str, Any] = dict(window_s=float(policy.window_s), sub_windows=policy.sub_windows,

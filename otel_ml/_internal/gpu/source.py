@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from otel_ml._internal import forksafe, names
+from otel_ml._internal.clock import guarded
 from otel_ml._internal.gpu.energy import NvmlEnergyMeter
 from otel_ml._internal.gpu.nvml import ABSENT, UNAVAILABLE, Device, Nvml, count, number, text
 from otel_ml._internal.gpu.sample import DeviceSample, sample
@@ -51,7 +52,7 @@ class GpuSource:
         self.registry = nvml.registry
         self.meter: NvmlEnergyMeter | None = None
         self.closed = False
-        self._clock = clock
+        self._clock = guarded(clock, self.registry)
         self._max_age = max_age
         self._pid = pid
         self._lock = threading.Lock()

@@ -81,6 +81,7 @@ import numpy.typing as npt
 from otel_ml._internal import forksafe
 from otel_ml._internal import selftelemetry as _selftelemetry
 from otel_ml._internal.bounded import read_bounded
+from otel_ml._internal.clock import guarded
 from otel_ml._internal.quality.codes import BAD, NEW, ClassCodes, usable
 from otel_ml._internal.quality.report import QualityReport, classification_report, regression_report
 from otel_ml._internal.quality.store import Joined, PendingStore
@@ -159,7 +160,7 @@ class OutcomeTracker:
         self.window_by = window_by
         self.positive_label = positive_label
         self._tel = selftelemetry if selftelemetry is not None else _selftelemetry.DEFAULT
-        self._clock = clock
+        self._clock = guarded(clock, self._tel)
         self._lock = threading.Lock()
         forksafe.renew_after_fork(self, "_lock")
         self._store = PendingStore(self.max_pending, self.ttl_s)
