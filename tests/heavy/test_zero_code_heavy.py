@@ -22,9 +22,17 @@ for _ in range(5):                       # training: not inferences
     torch.nn.functional.cross_entropy(mlp(x), y).backward()
     optimizer.step()
 mlp.eval()
+class FraudNet(torch.nn.Module):         # a second model, of the user's own class, served beside it
+    def __init__(self):
+        super().__init__()
+        self.body = torch.nn.Sequential(torch.nn.Linear(4, 2))
+    def forward(self, features):
+        return self.body(features)
+net = FraudNet().eval()
 with torch.no_grad():
     for n in (1, 2, 3):
         mlp(x[:n])
+    net(x[:4])
 # 20 one-row requests whose upstream did not sample the trace: no span, the QuickLane
 from opentelemetry import context, propagate
 import otel_ml.auto
@@ -32,10 +40,13 @@ token = context.attach(propagate.extract({"traceparent": f"00-{'f' * 32}-{'e' * 
 with torch.inference_mode():
     for i in range(20):
         mlp(x[i:i + 1])
+        if i % 2:
+            net(x[i:i + 1])
 context.detach(token)
 import os
 if "otel_ml_torch" not in os.environ.get("OTEL_PYTHON_DISABLED_INSTRUMENTATIONS", ""):
     assert len(otel_ml.auto.monitor_of(mlp).quick_lane().pending) == 20  # folded at the final export
+    assert len(otel_ml.auto.monitor_of(net).quick_lane().pending) == 10
 config = transformers.GPT2Config(vocab_size=64, n_positions=64, n_embd=32, n_layer=2, n_head=2,
                                  bos_token_id=None, eos_token_id=None, pad_token_id=1)
 lm = transformers.GPT2LMHeadModel(config).eval()
@@ -51,17 +62,22 @@ def exported():  # type: ignore[no-untyped-def]
     return run(DRIVE, OFFLINE)
 
 
-def test_torch_inferences_are_exported(exported) -> None:  # type: ignore[no-untyped-def]
-    """Three served calls (6 rows) of the MLP with spans and 20 one-row calls under an unsampled
-    upstream parent without; none of the training steps, none of GPT-2's forward passes."""
-    (duration,) = exported.final("ml.inference.duration")
-    assert duration["attributes"]["ml.model.name"] == "Sequential"
+@pytest.mark.parametrize(("model", "spans", "rows", "unsampled"), [("Sequential", 3, 6, 20), ("FraudNet", 1, 4, 10)])
+def test_torch_inferences_are_exported(exported, model: str, spans: int, rows: int,  # type: ignore[no-untyped-def]
+                                       unsampled: int) -> None:
+    """Each model on its own series: the MLP's three served calls (6 rows) and the user's own
+    FraudNet's one batch of 4 with spans, their one-row calls under an unsampled upstream parent
+    without; none of the training steps, none of the layers inside either model, none of GPT-2's
+    forward passes."""
+    names = {p["attributes"]["ml.model.name"] for p in exported.final("ml.inference.duration")}
+    assert names == {"Sequential", "FraudNet"}
+    (duration,) = exported.final("ml.inference.duration", **{"ml.model.name": model})
     assert duration["attributes"]["ml.model.method"] == "forward"
-    assert duration["point"]["count"] == 3 + 20 and duration["unit"] == "s"
-    (batch,) = exported.final("ml.inference.batch.size")
-    assert batch["point"]["sum"] == 6 + 20 and batch["point"]["count"] == 3 + 20
-    inferences = [s for s in exported.spans if s["name"] == "inference Sequential"]
-    assert len(inferences) == 3
+    assert duration["point"]["count"] == spans + unsampled and duration["unit"] == "s"
+    (batch,) = exported.final("ml.inference.batch.size", **{"ml.model.name": model})
+    assert batch["point"]["sum"] == rows + unsampled and batch["point"]["count"] == spans + unsampled
+    inferences = [s for s in exported.spans if s["name"] == f"inference {model}"]
+    assert len(inferences) == spans
     assert {s["attributes"]["ml.torch.grad_mode"] for s in inferences} == {"no_grad"}
 
 
