@@ -239,27 +239,19 @@ def channels(tmp: Path) -> Iterator[Channels]:
 
 
 @contextmanager
-def alertmanager(binary: str, config_file: Path, data: Path, *flags: str) -> Iterator[tuple[str, Path]]:
-    """Run Alertmanager on ``config_file`` (storage in ``data``) until ready; yield its URL and log."""
-    port = free_port()
-    data.mkdir(parents=True, exist_ok=True)
-    log = data / "alertmanager.log"
-    url = f"http://127.0.0.1:{port}"
-    with log.open("w") as out:
-        proc = subprocess.Popen(
-            [binary, f"--config.file={config_file}", f"--storage.path={data}",
-             f"--web.listen-address=127.0.0.1:{port}", "--log.level=debug", f"--web.external-url={url}", *flags],
-            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-        )
+def ready_process(name: str, argv: list[str], log: Path, url: str) -> Iterator[None]:
+    """Run ``argv`` (output to ``log``) until ``url``/-/ready answers (Prometheus, Alertmanager); stop it after."""
+    with log.open("wb") as out:
+        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     try:
         def ready() -> bool:
             if proc.poll() is not None:
-                raise AssertionError(f"alertmanager exited with {proc.returncode}:\n{tail(log, 40)}")
+                raise AssertionError(f"{name} exited with {proc.returncode}:\n{tail(log, 40)}")
             with urllib.request.urlopen(f"{url}/-/ready", timeout=2) as resp:
                 return bool(resp.status == 200)
 
-        poll(ready, f"Alertmanager ready at {url}", 30.0, 0.2)
-        yield url, log
+        poll(ready, f"{name} ready at {url}", 60.0, 0.2)
+        yield
     finally:
         proc.terminate()
         try:
@@ -267,3 +259,16 @@ def alertmanager(binary: str, config_file: Path, data: Path, *flags: str) -> Ite
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=10)
+
+
+@contextmanager
+def alertmanager(binary: str, config_file: Path, data: Path, *flags: str) -> Iterator[tuple[str, Path]]:
+    """Run Alertmanager on ``config_file`` (storage in ``data``) until ready; yield its URL and log."""
+    port = free_port()
+    data.mkdir(parents=True, exist_ok=True)
+    log = data / "alertmanager.log"
+    url = f"http://127.0.0.1:{port}"
+    argv = [binary, f"--config.file={config_file}", f"--storage.path={data}", f"--web.listen-address=127.0.0.1:{port}",
+            "--log.level=debug", f"--web.external-url={url}", *flags]
+    with ready_process("Alertmanager", argv, log, url):
+        yield url, log

@@ -26,8 +26,7 @@ from urllib.parse import urlparse
 import pytest
 import yaml
 
-from otel_ml._internal.stack.logtail import tail
-from tests.stack.alert_rig import ARRIVE_S, PATHS, REPO, SETTLE_S, alertmanager, channels, free_port
+from tests.stack.alert_rig import ARRIVE_S, PATHS, REPO, SETTLE_S, alertmanager, channels, free_port, ready_process
 from tests.stack.backends import get_json, poll
 
 pytestmark = [
@@ -76,27 +75,10 @@ def _prometheus(replica: str, config: dict[str, Any], d: Path) -> Iterator[str]:
     (d / "prometheus.yml").write_text(yaml.safe_dump(config))
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    log = d / "prometheus.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [_binary("prometheus"), f"--config.file={d / 'prometheus.yml'}", f"--storage.tsdb.path={d / 'tsdb'}",
-             f"--web.listen-address=127.0.0.1:{port}", f"--web.external-url={url}"],
-            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    try:
-        def ready() -> bool:
-            assert proc.poll() is None, f"prometheus {replica} exited:\n{tail(log, 40)}"
-            with urllib.request.urlopen(f"{url}/-/ready", timeout=2) as resp:
-                return bool(resp.status == 200)
-
-        poll(ready, f"Prometheus {replica} ready", 60.0, 0.3)
+    argv = [_binary("prometheus"), f"--config.file={d / 'prometheus.yml'}", f"--storage.tsdb.path={d / 'tsdb'}",
+            f"--web.listen-address=127.0.0.1:{port}", f"--web.external-url={url}"]
+    with ready_process(f"Prometheus {replica}", argv, d / "prometheus.log", url):
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
 
 
 def _metric(url: str, name: str, **labels: str) -> float:
