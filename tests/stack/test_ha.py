@@ -82,7 +82,7 @@ def _prometheus(replica: str, config: dict[str, Any], d: Path) -> Iterator[str]:
 
 
 def _metric(url: str, name: str, **labels: str) -> float:
-    """Sum of an Alertmanager metric's samples with these labels (its /metrics text)."""
+    """Sum of a Prometheus or Alertmanager metric's samples with these labels (its own /metrics)."""
     with urllib.request.urlopen(f"{url}/metrics", timeout=5) as resp:
         text = resp.read().decode()
     return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
@@ -127,9 +127,13 @@ def test_two_prometheus_and_two_alertmanagers_page_once(tmp_path: Path) -> None:
             (firing,) = poll(lambda url=url: _firing(url), f"{ALERT} firing on replica {name}",  # type: ignore[misc]
                              ARRIVE_S, 0.5)
             assert firing["labels"]["severity"] == "critical"
-        for url in managers:  # each Alertmanager got the alert from each replica
-            poll(lambda url=url: _metric(url, "alertmanager_alerts_received_total") >= 2,  # type: ignore[misc]
-                 f"both replicas' alerts at {url}", ARRIVE_S, 0.5)
+        for name, prometheus in replicas.items():  # each replica sends to each Alertmanager
+            for url in managers:
+                api = f"{url}/api/v2/alerts"
+                poll(lambda p=prometheus, api=api: _metric(p, "prometheus_notifications_sent_total",  # type: ignore[misc]
+                                                           alertmanager=api) > 0,
+                     f"replica {name}'s alerts sent to {url}", ARRIVE_S, 0.5)
+                assert _metric(prometheus, "prometheus_notifications_errors_total", alertmanager=api) == 0
         # One alert per Alertmanager, the replicas' two copies merged: no replica label on it.
         for url in managers:
             held = [a for a in get_json(f"{url}/api/v2/alerts") if a["labels"]["alertname"] == ALERT]
