@@ -22,6 +22,7 @@ from otel_ml._internal.selftelemetry import SelfTelemetry
 CLOCK_ERROR = "clock_error"
 
 _TRUSTED = (time.monotonic, time.perf_counter, time.time)
+_isfinite = math.isfinite
 
 
 class GuardedClock:
@@ -37,6 +38,9 @@ class GuardedClock:
     def __call__(self) -> float:
         try:
             now = self.clock()
+            if type(now) is float and _isfinite(now):  # the usual reading: no ABC check
+                self._last = now
+                return now
             if isinstance(now, numbers.Real) and not isinstance(now, bool):
                 reading = float(now)  # an int past float range raises OverflowError here
                 if math.isfinite(reading):
