@@ -12,6 +12,7 @@ a monitor that is garbage-collected is unlinked as well.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import threading
@@ -54,7 +55,7 @@ class ModelMonitor:
         classes: the class labels the model can predict; anything else is counted as ``other``.
             Without it, the first ``max_classes`` distinct labels are kept.
         max_classes: cap on distinct ``ml.prediction.class`` values (default 50).
-        duration_buckets: histogram boundaries in seconds for ``ml.inference.duration``.
+        duration_buckets: histogram boundaries in seconds for ``ml.inference.duration`` (at most 1000).
         reference: a :class:`~otel_ml.ReferenceProfile` to compute drift and data quality against.
         drift_policy: a :class:`~otel_ml.DriftPolicy` (methods, status rule, thresholds, window);
             default ``DriftPolicy()``. Needs ``reference``.
@@ -147,7 +148,10 @@ class ModelMonitor:
         if classes is not None:
             if isinstance(classes, (str, bytes)):
                 raise TypeError("classes must be an iterable of labels, not a single string")
-            labels = [label_of(c) for c in classes]
+            read = read_bounded(classes)  # a range(10**12) or a generator is read up to the bound only
+            if read is None:
+                raise ValueError(f"classes must hold at most {MAX_ITERABLE_ROWS} labels")
+            labels = [label_of(c) for c in read]
             if any(label is None for label in labels):
                 raise ValueError("classes must be str, int or bool labels")
             allowed = frozenset(cast(list[str], labels))
@@ -416,14 +420,18 @@ def _positive_int(arg: str, value: object) -> None:
 
 _MAX_SECONDS = 1e12  # ~31 700 years: any window or TTL past it is a mistake (and inf/NaN fail too)
 _MIN_WINDOW_S = 1e-3  # a quality window under a millisecond is a mistake
+_MAX_BUCKETS = 1000  # histogram bounds: every series of the histogram holds one count per bucket
 
 def _duration_bounds(duration_buckets: Iterable[float] | None) -> tuple[float, ...]:
     if duration_buckets is None:
         return instruments.DURATION_BUCKETS
     try:
-        bounds = tuple(float(b) for b in duration_buckets)
+        # Read one past the cap at most: range(10**12) or an endless generator is refused, not read.
+        bounds = tuple(float(b) for b in itertools.islice(duration_buckets, _MAX_BUCKETS + 1))
     except (TypeError, ValueError, OverflowError):  # OverflowError: an int past float range
         raise ValueError("duration_buckets must be numbers") from None
+    if len(bounds) > _MAX_BUCKETS:
+        raise ValueError(f"duration_buckets must hold at most {_MAX_BUCKETS} bounds")
     if not bounds or any(not math.isfinite(b) for b in bounds) or list(bounds) != sorted(set(bounds)):
         raise ValueError("duration_buckets must be finite, strictly increasing and not empty")
     return bounds

@@ -117,6 +117,41 @@ def test_constructor_rejects_bad_arguments(kwargs: dict[str, Any], error: type[E
     assert named in str(caught.value) or (named == "classes" and "label" in str(caught.value)), caught.value
 
 
+class Counted:
+    """An endless iterable that counts what was read of it."""
+
+    def __init__(self, value: Any) -> None:
+        self.value, self.read = value, 0
+
+    def __iter__(self) -> Any:
+        while True:
+            self.read += 1
+            yield self.value
+
+
+@pytest.mark.parametrize(("arg", "value", "bound"), [("classes", "a", 1_000_000), ("duration_buckets", 1.0, 1000)])
+def test_constructor_refuses_endless_iterables_after_reading_one_past_the_bound(arg: str, value: Any,
+                                                                                bound: int) -> None:
+    """The fuzz stage's OOM: classes=range(10**12) was read whole (the host's 24 GB, then the OOM
+    killer). An endless iterable is refused with ValueError after bound + 1 items; a huge range too."""
+    from otel_ml import ModelMonitor
+
+    endless = Counted(value)
+    with pytest.raises(ValueError, match=f"{arg} must hold at most {bound}"):
+        ModelMonitor("m", **{arg: endless})
+    assert endless.read == bound + 1
+    with pytest.raises(ValueError, match=f"{arg} must hold at most"):
+        ModelMonitor("m", **{arg: range(10**12)})
+
+
+def test_constructor_takes_iterables_up_to_the_bound(cap: TelemetryCapture) -> None:
+    monitor = cap.monitor("bounded", classes=(str(i) for i in range(3)), duration_buckets=range(1, 1001))
+    with monitor.inference() as inf:
+        inf.record(predictions="2")
+    assert len(cap.histogram("ml.inference.duration", **{"ml.model.name": "bounded"}).explicit_bounds) == 1000
+    assert cap.counter("ml.predictions", **{"ml.prediction.class": "2"}) == 1
+
+
 # --- strict mode: a caught bug re-raises; invalid input stays counted -------------------------------
 
 def _broken(cap: TelemetryCapture) -> Any:
