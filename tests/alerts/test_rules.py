@@ -5,7 +5,6 @@ and documented."""
 from __future__ import annotations
 
 import importlib.util
-import os
 import re
 import shutil
 import subprocess
@@ -15,11 +14,10 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-import pytest
 import yaml
 
-from otel_ml._internal import env
 from otel_ml._internal.stack.paths import StackPaths
+from tests.stack.built import built
 
 ROOT = Path(__file__).resolve().parents[2]
 ALERTS = ROOT / "alerts"
@@ -40,12 +38,7 @@ def _load(path: Path, name: str) -> ModuleType:
 
 
 def _promtool() -> str:
-    path = StackPaths(ROOT).promtool
-    if not path.is_file():
-        if os.environ.get(env.REQUIRE_STACK) == "1":
-            pytest.fail(f"{path} not built and {env.REQUIRE_STACK}=1 (run `otel-ml stack build`)")
-        pytest.skip(f"{path} not built (run `otel-ml stack build`)")
-    return str(path)
+    return built(StackPaths(ROOT).promtool)
 
 
 def _rules() -> list[dict[str, Any]]:

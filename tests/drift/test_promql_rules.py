@@ -11,7 +11,6 @@ shifted feature after its ``for``.
 from __future__ import annotations
 
 import importlib.util
-import os
 import re
 import shutil
 import subprocess
@@ -22,9 +21,9 @@ import pytest
 import scipy.stats as st
 import yaml
 
-from otel_ml._internal import env
 from otel_ml._internal.drift import DriftPolicy
 from otel_ml._internal.stack.paths import StackPaths
+from tests.stack.built import built
 
 ROOT = Path(__file__).resolve().parents[2]
 GEN = ROOT / "alerts" / "tests" / "gen_drift_test.py"
@@ -32,12 +31,7 @@ GEN = ROOT / "alerts" / "tests" / "gen_drift_test.py"
 
 def _promtool() -> str:
     """The Prometheus 3 promtool `otel-ml stack build` builds, never a system one."""
-    path = StackPaths(ROOT).promtool
-    if not path.is_file():
-        if os.environ.get(env.REQUIRE_STACK) == "1":
-            pytest.fail(f"{path} not built and {env.REQUIRE_STACK}=1 (run `otel-ml stack build`)")
-        pytest.skip(f"{path} not built (run `otel-ml stack build`)")
-    return str(path)
+    return built(StackPaths(ROOT).promtool)
 
 
 def _load(path: Path) -> ModuleType:

@@ -12,18 +12,15 @@ arrive.
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
 import pytest
 
-from otel_ml._internal import env
 from otel_ml._internal.stack import alerting
 from tests.stack.alert_rig import (
     ARRIVE_S,
@@ -36,21 +33,13 @@ from tests.stack.alert_rig import (
     alertmanager,
     channels,
 )
+from tests.stack.built import built
 
 # The SMTP stand-in takes AUTH without TLS on purpose (loopback only); aiosmtpd warns about both.
 pytestmark = [
     pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS:UserWarning"),
     pytest.mark.filterwarnings("ignore:Session.login_data is deprecated:DeprecationWarning"),
 ]
-
-def _tool(path: Path) -> str:
-    if not path.is_file():
-        msg = f"{path} not built (run `otel-ml stack build`)"
-        if os.environ.get(env.REQUIRE_STACK) == "1":
-            pytest.fail(f"{msg} ({env.REQUIRE_STACK}=1)")
-        pytest.skip(msg)
-    return str(path)
-
 
 @pytest.mark.parametrize(
     ("labels", "receiver"),
@@ -70,7 +59,7 @@ def _tool(path: Path) -> str:
 def test_routing_table(labels: dict[str, str], receiver: str) -> None:
     """Severity picks page/ticket/digest, team picks ml-platform (the default) or data."""
     done = subprocess.run(
-        [_tool(PATHS.amtool), "config", "routes", "test", f"--config.file={alerting.source(PATHS)}",
+        [built(PATHS.amtool), "config", "routes", "test", f"--config.file={alerting.source(PATHS)}",
          "alertname=OtelMlTest", *(f"{k}={v}" for k, v in labels.items())],
         capture_output=True, text=True, timeout=30,
     )
@@ -100,7 +89,7 @@ def _configured_templates() -> list[str]:
 def test_every_configured_template_renders(text: str) -> None:
     """Each template a receiver uses exists in alerts/templates and renders (amtool's example data)."""
     done = subprocess.run(
-        [_tool(PATHS.amtool), "template", "render", f"--template.glob={REPO / 'alerts/templates/*.tmpl'}",
+        [built(PATHS.amtool), "template", "render", f"--template.glob={REPO / 'alerts/templates/*.tmpl'}",
          f"--template.text={text}"],
         capture_output=True, text=True, timeout=30,
     )
@@ -111,7 +100,7 @@ def test_every_configured_template_renders(text: str) -> None:
 
 @pytest.fixture(scope="module")
 def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
-    binary = _tool(PATHS.bin / "alertmanager")
+    binary = built(PATHS.bin / "alertmanager")
     tmp = tmp_path_factory.mktemp("alertmanager")
     with channels(tmp) as ch, alertmanager(binary, ch.config_file, tmp / "data", "--cluster.listen-address=") as (
             url, log):

@@ -28,6 +28,7 @@ import yaml
 
 from tests.stack.alert_rig import ARRIVE_S, PATHS, REPO, SETTLE_S, alertmanager, channels, free_port, ready_process
 from tests.stack.backends import get_json, poll
+from tests.stack.built import built
 
 pytestmark = [
     pytest.mark.e2e,
@@ -50,13 +51,6 @@ def readme_block() -> dict[str, Any]:
     return block
 
 
-def _binary(name: str) -> str:
-    path = PATHS.bin / name
-    if not path.is_file():
-        pytest.skip(f"{path} not built (run `otel-ml stack build`)")
-    return str(path)
-
-
 def _prometheus_config(replica: str, alertmanagers: list[str], rules: Path) -> dict[str, Any]:
     config = copy.deepcopy(readme_block())
     assert config["global"]["external_labels"] == {"replica": "a"}
@@ -75,8 +69,8 @@ def _prometheus(replica: str, config: dict[str, Any], d: Path) -> Iterator[str]:
     (d / "prometheus.yml").write_text(yaml.safe_dump(config))
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    argv = [_binary("prometheus"), f"--config.file={d / 'prometheus.yml'}", f"--storage.tsdb.path={d / 'tsdb'}",
-            f"--web.listen-address=127.0.0.1:{port}", f"--web.external-url={url}"]
+    argv = [built(PATHS.bin / "prometheus"), f"--config.file={d / 'prometheus.yml'}",
+            f"--storage.tsdb.path={d / 'tsdb'}", f"--web.listen-address=127.0.0.1:{port}", f"--web.external-url={url}"]
     with ready_process(f"Prometheus {replica}", argv, d / "prometheus.log", url):
         yield url
 
@@ -96,8 +90,8 @@ def _firing(prometheus: str) -> list[dict[str, Any]]:
 
 
 def test_two_prometheus_and_two_alertmanagers_page_once(tmp_path: Path) -> None:
-    am_binary = _binary("alertmanager")
-    _binary("prometheus")
+    am_binary = built(PATHS.bin / "alertmanager")
+    built(PATHS.bin / "prometheus")
     rules = tmp_path / "rules"
     done = subprocess.run([sys.executable, str(REPO / "alerts" / "generate.py"), "--time-scale", repr(TIME_SCALE),
                            "--out", str(rules)], capture_output=True, text=True, timeout=300)
