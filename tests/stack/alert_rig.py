@@ -35,6 +35,7 @@ from otel_ml._internal.stack import alerting
 from otel_ml._internal.stack.logtail import tail
 from otel_ml._internal.stack.paths import StackPaths
 from tests.stack.backends import poll
+from tests.stack.collectors import healthy
 
 REPO = Path(__file__).resolve().parents[2]
 PATHS = StackPaths(REPO)
@@ -247,8 +248,7 @@ def ready_process(name: str, argv: list[str], log: Path, url: str) -> Iterator[N
         def ready() -> bool:
             if proc.poll() is not None:
                 raise AssertionError(f"{name} exited with {proc.returncode}:\n{tail(log, 40)}")
-            with urllib.request.urlopen(f"{url}/-/ready", timeout=2) as resp:
-                return bool(resp.status == 200)
+            return healthy(f"{url}/-/ready")
 
         poll(ready, f"{name} ready at {url}", 60.0, 0.2)
         yield

@@ -16,7 +16,6 @@ import re
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -29,6 +28,7 @@ import yaml
 from tests.stack.alert_rig import ARRIVE_S, PATHS, REPO, SETTLE_S, alertmanager, channels, free_port, ready_process
 from tests.stack.backends import get_json, poll
 from tests.stack.built import built
+from tests.stack.collectors import scrape
 
 pytestmark = [
     pytest.mark.e2e,
@@ -77,8 +77,7 @@ def _prometheus(replica: str, config: dict[str, Any], d: Path) -> Iterator[str]:
 
 def _metric(url: str, name: str, **labels: str) -> float:
     """Sum of a Prometheus or Alertmanager metric's samples with these labels (its own /metrics)."""
-    with urllib.request.urlopen(f"{url}/metrics", timeout=5) as resp:
-        text = resp.read().decode()
+    text = scrape(f"{url}/metrics")
     return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
                if line.startswith(name) and line[len(name)] in " {"
                and all(f'{k}="{v}"' in line for k, v in labels.items()))
