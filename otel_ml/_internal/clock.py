@@ -7,7 +7,8 @@ number (``clock=type``, a clock reading a file that went away, one returning a s
 not become otel_ml's own error, or the windows' arithmetic fail further in: each bad reading is
 counted as ``clock_error`` (logged once) and replaced by the last good reading, so time stands still
 instead of jumping between the user's clock and ours. Before any good reading, ``time.monotonic()``
-stands in. ``time.monotonic`` and ``time.perf_counter`` themselves, the defaults, are used as they are.
+stands in. The stdlib's own clocks (``time.monotonic``, the default, ``time.perf_counter`` and
+``time.time``) are used as they are.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ class GuardedClock:
                 return now
             if isinstance(now, numbers.Real) and not isinstance(now, bool):
                 reading = float(now)  # an int past float range raises OverflowError here
-                if math.isfinite(reading):
+                if _isfinite(reading):
                     self._last = reading
                     return reading
             detail: object = f"clock returned {type(now).__name__}"
