@@ -6,16 +6,15 @@ never a system copy: their checks are what the configs must pass.
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from otel_ml._internal import env
 from otel_ml._internal.stack import alerting
 from otel_ml._internal.stack.paths import StackPaths
+from tests.stack.built import built
 
 REPO = Path(__file__).resolve().parents[2]
 PATHS = StackPaths(REPO)
@@ -26,19 +25,9 @@ def _run(*argv: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(list(argv), cwd=REPO, capture_output=True, text=True, timeout=120)
 
 
-def _need(tool: Path) -> str:
-    """A tool from .stack/bin; missing, the test fails under OTEL_ML_REQUIRE_STACK=1, else skips."""
-    if not tool.is_file():
-        msg = f"{tool} not built (run `otel-ml stack build`)"
-        if os.environ.get(env.REQUIRE_STACK) == "1":
-            pytest.fail(f"{msg} ({env.REQUIRE_STACK}=1)")
-        pytest.skip(msg)
-    return str(tool)
-
-
 def test_prometheus_config_is_valid() -> None:
     """promtool accepts stack/prometheus.yml and finds its rule files."""
-    done = _run(_need(PATHS.promtool), "check", "config", "stack/prometheus.yml")
+    done = _run(built(PATHS.promtool), "check", "config", "stack/prometheus.yml")
     assert done.returncode == 0, done.stdout + done.stderr
 
 
@@ -46,7 +35,7 @@ def test_rules_are_valid() -> None:
     """promtool accepts every rule file."""
     files = sorted(str(p.relative_to(REPO)) for p in (REPO / "alerts").glob("*.rules.yml"))
     assert files, "no alerts/*.rules.yml"
-    done = _run(_need(PATHS.promtool), "check", "rules", *files, "stack/selftest.rules.yml")
+    done = _run(built(PATHS.promtool), "check", "rules", *files, "stack/selftest.rules.yml")
     assert done.returncode == 0, done.stdout + done.stderr
 
 
@@ -54,13 +43,13 @@ def test_rule_unit_tests_pass() -> None:
     """promtool test rules passes for every alerts/tests/*.yml."""
     files = sorted(str(p.relative_to(REPO)) for p in (REPO / "alerts" / "tests").glob("*.yml"))
     assert files, "no alerts/tests/*.yml"
-    done = _run(_need(PATHS.promtool), "test", "rules", *files)
+    done = _run(built(PATHS.promtool), "test", "rules", *files)
     assert done.returncode == 0, done.stdout + done.stderr
 
 
 def test_alertmanager_config_is_valid() -> None:
     """amtool accepts alerts/alertmanager.yml and its templates."""
-    done = _run(_need(PATHS.amtool), "check-config", "alerts/alertmanager.yml")
+    done = _run(built(PATHS.amtool), "check-config", "alerts/alertmanager.yml")
     assert done.returncode == 0, done.stdout + done.stderr
     # amtool parses the templates (a syntax error fails here); test_alert_routing renders them.
     assert " - 1 templates\n  SUCCESS" in done.stdout, done.stdout
@@ -71,7 +60,7 @@ def test_local_alertmanager_config_is_valid(tmp_path: Path) -> None:
     text = alerting.localize(alerting.source(PATHS).read_text(), tmp_path / "secrets")
     (tmp_path / "alertmanager.yml").write_text(text)
     (tmp_path / "templates").symlink_to(REPO / "alerts" / "templates")
-    done = _run(_need(PATHS.amtool), "check-config", str(tmp_path / "alertmanager.yml"))
+    done = _run(built(PATHS.amtool), "check-config", str(tmp_path / "alertmanager.yml"))
     assert done.returncode == 0, done.stdout + done.stderr
     assert alerting.PRODUCTION_SECRETS not in text
 
